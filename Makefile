@@ -1,0 +1,47 @@
+# ipsec-lab: every target that needs the tools installs them first (see `setup`).
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+LAB   := $(VENV)/bin/lab
+OUT   ?= results
+STAMP := $(VENV)/.setup-done
+
+# Debian packages the lab runs on; `dpkg-query` decides what is missing.
+APT_PACKAGES := mininet bridge-utils strongswan-swanctl strongswan-charon \
+	libcharon-extra-plugins strongswan-pki tcpdump nftables iproute2 \
+	iputils-ping conntrack procps python3-venv
+
+.PHONY: setup scenario list test bench clean
+
+setup: $(STAMP)
+
+# Stale when the package definition or this file changes.
+$(STAMP): pyproject.toml Makefile
+	@[ "$$(id -u)" = 0 ] || { echo "ipsec-lab needs root (network namespaces, charon, tcpdump)"; exit 1; }
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# --system-site-packages: Mininet's Python module comes from Debian.
+	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+scenario: $(STAMP)
+	@[ -n "$(NAME)" ] || { echo "usage: make scenario NAME=<scenario>   (make list shows them)"; exit 2; }
+	$(LAB) run $(NAME) --out $(OUT)
+
+list: $(STAMP)
+	@$(LAB) list
+
+test: $(STAMP)
+	$(PY) -m pytest -q -rfE tests
+
+bench: $(STAMP)
+	$(LAB) bench --out bench/bench.json
+
+# Removes what runs of this checkout left on disk; labs tear themselves down.
+clean:
+	rm -rf $(OUT) bench .pytest_cache

@@ -1,0 +1,1 @@
+"""ipsec-lab: IPsec field problems rebuilt as runnable labs on Mininet + strongSwan."""

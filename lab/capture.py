@@ -1,0 +1,63 @@
+"""tcpdump on one node interface for the whole phase, written as a pcap for Wireshark."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from lab.errors import LabError
+from lab.spec.base import IfName, NodeName, Spec
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+READY_TIMEOUT = 5.0
+
+
+class CaptureSpec(Spec):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    node: NodeName
+    intf: IfName
+
+
+class Capture:
+    def __init__(self, lab: "Lab", spec: CaptureSpec):
+        self.spec = spec
+        self.path: Path = lab.phase_dir / f"{spec.name}.pcap"
+        self.mac = lab.mac(spec.node, spec.intf)
+        self.nat_t_ports = lab.nat_t_ports()
+        err = lab.phase_dir / f"{spec.name}.tcpdump.log"
+        self._stderr = err.open("w+")
+        # -U: each packet reaches the file at once, so checks can read it while it grows;
+        # -Z root: Debian's tcpdump otherwise drops to a user that cannot write here.
+        self.proc = lab.spawn(spec.node, ["tcpdump", "-i", spec.intf, "-n", "-s", "0", "-U",
+                                          "--immediate-mode", "-Z", "root", "-w", str(self.path)],
+                              stdout=subprocess.DEVNULL, stderr=self._stderr)
+        self._wait_listening(err)
+
+    def _wait_listening(self, err: Path) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "listening on" not in err.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"tcpdump on {self.spec.node}:{self.spec.intf} did not start: {err.read_text().strip()}")
+            time.sleep(0.01)
+
+    def packets(self, bpf: str = ""):
+        from lab import packets
+        if not self.path.exists() or self.path.stat().st_size < 24:
+            return []
+        return packets.read(self.path, self.mac, bpf, self.nat_t_ports)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # tcpdump flushes and closes the pcap on SIGINT
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()

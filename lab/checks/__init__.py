@@ -1,0 +1,94 @@
+"""Checks observe a running lab: symptoms of the fault, or health.
+
+Every check is polled against a deadline. A positive expectation ("the log shows
+X", "ping works") passes as soon as it is observed; a negative one ("no IKE
+arrives", "ping fails", "tunnel down") must hold for the whole window, so a lab
+that is merely slow cannot pass it by accident. Each result keeps what was seen.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+from lab.spec.base import Duration, Spec
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+CHECKS: dict[str, type["Check"]] = {}
+POLL_INTERVAL = 0.05
+
+
+@dataclass
+class Probe:
+    holds: bool
+    observed: str
+
+
+@dataclass
+class CheckResult:
+    name: str
+    kind: str
+    expect: str
+    passed: bool
+    observed: str
+    duration_s: float
+    mode: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Check(Spec):
+    kind: str
+    name: str | None = None
+    # Deadline for a positive expectation; observation window for a negative one.
+    within: Duration = 5.0
+    roles: ClassVar[set[str] | None] = None
+
+    def eventually(self) -> bool:
+        """True: pass once observed. False: must hold throughout `within`."""
+        raise NotImplementedError
+
+    def expectation(self) -> str:
+        raise NotImplementedError
+
+    def probe(self, lab: "Lab") -> Probe:
+        raise NotImplementedError
+
+    def title(self) -> str:
+        return self.name or self.expectation()
+
+    def node_refs(self) -> dict[str, str]:
+        """Fields that name lab nodes, for validation against the topology."""
+        return {"node": self.node} if hasattr(self, "node") else {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    CHECKS[cls.model_fields["kind"].default] = cls
+    return cls
+
+
+def evaluate(check: Check, lab: "Lab", on_probe: Callable[[float, float], None] | None = None) -> CheckResult:
+    """Poll `check` until it is decided; `on_probe(elapsed, window)` feeds progress output."""
+    start = time.monotonic()
+    deadline = start + check.within
+    eventually = check.eventually()
+    while True:
+        probe = check.probe(lab)
+        now = time.monotonic()
+        if on_probe:
+            on_probe(now - start, check.within)
+        decided = probe.holds if eventually else not probe.holds
+        if decided or now >= deadline:
+            passed = probe.holds
+            break
+        time.sleep(min(POLL_INTERVAL, max(0.0, deadline - now)))
+    return CheckResult(name=check.title(), kind=check.kind, expect=check.expectation(),
+                       passed=passed, observed=probe.observed,
+                       duration_s=round(time.monotonic() - start, 3),
+                       mode="eventually" if eventually else f"throughout {check.within:g}s")
+
+
+from lab.checks import capture, log, reachability, tunnel  # noqa: E402,F401

@@ -1,0 +1,74 @@
+"""Assertions over a phase's capture: which packets crossed an interface, and which way."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from lab.checks import Check, Probe, register
+from lab.spec.base import Spec
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+SHOWN = 3
+
+
+class IkeMatch(Spec):
+    exchange: Literal["IKE_SA_INIT", "IKE_AUTH", "CREATE_CHILD_SA", "INFORMATIONAL",
+                      "IKEv1_MAIN", "IKEv1_AGGRESSIVE", "IKEv1_INFORMATIONAL", "IKEv1_QUICK"] | None = None
+    response: bool | None = None
+    notify: str | None = None
+
+    def matches(self, ike) -> bool:
+        return (ike is not None
+                and (self.exchange is None or ike.exchange == self.exchange)
+                and (self.response is None or ike.response == self.response)
+                and (self.notify is None or self.notify in ike.notifies))
+
+    def text(self) -> str:
+        parts = [self.exchange or "IKE"]
+        if self.response is not None:
+            parts.append("response" if self.response else "request")
+        if self.notify:
+            parts.append(f"N({self.notify})")
+        return " ".join(parts)
+
+
+@register
+class Capture(Check):
+    kind: Literal["capture"] = "capture"
+    capture: str
+    # tcpdump/BPF syntax, e.g. "udp port 500 or udp port 4500"
+    filter: str = ""
+    direction: Literal["in", "out", "any"] = "any"
+    ike: IkeMatch | None = None
+    expect: Literal["present", "absent"] = "present"
+    min_count: int = Field(1, ge=1)
+
+    def eventually(self) -> bool:
+        return self.expect == "present"
+
+    def describe_match(self) -> str:
+        parts = [f"'{self.filter}'" if self.filter else "any packet"]
+        if self.ike:
+            parts.append(self.ike.text())
+        if self.direction != "any":
+            parts.append(self.direction)
+        return " ".join(parts)
+
+    def expectation(self) -> str:
+        count = f" x{self.min_count}+" if self.min_count > 1 and self.expect == "present" else ""
+        return f"capture {self.capture}: {self.describe_match()} {self.expect}{count}"
+
+    def probe(self, lab: "Lab") -> Probe:
+        packets = lab.capture(self.capture).packets(self.filter)
+        hits = [p for p in packets
+                if (self.direction == "any" or p.direction == self.direction)
+                and (self.ike is None or self.ike.matches(p.ike))]
+        present = len(hits) >= self.min_count
+        if hits:
+            observed = f"{len(hits)} matching on {self.capture}: " + "; ".join(p.summary() for p in hits[:SHOWN])
+        else:
+            observed = f"none of the {len(packets)} packets passing the filter on {self.capture} match"
+        return Probe(present == (self.expect == "present"), observed)

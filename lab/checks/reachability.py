@@ -1,0 +1,39 @@
+"""Ping between lab hosts: the traffic the tunnel exists for."""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from lab.checks import Check, Probe, register
+from lab.spec.base import IpAddr
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+
+@register
+class Ping(Check):
+    kind: Literal["ping"] = "ping"
+    from_: str = Field(alias="from")
+    to: IpAddr
+    expect: Literal["ok", "fails"] = "ok"
+    size: int = Field(56, ge=0, le=65507)
+
+    def node_refs(self) -> dict[str, str]:
+        return {"from": self.from_}
+
+    def eventually(self) -> bool:
+        return self.expect == "ok"
+
+    def expectation(self) -> str:
+        return f"ping {self.from_} -> {self.to} {self.expect}"
+
+    def probe(self, lab: "Lab") -> Probe:
+        proc = lab.exec(self.from_, ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to], check=False)
+        replied = proc.returncode == 0
+        rtt = re.search(r"time=([\d.]+) ms", proc.stdout)
+        observed = (f"{self.from_} -> {self.to}: reply" + (f" in {rtt.group(1)} ms" if rtt else "")
+                    if replied else f"{self.from_} -> {self.to}: no reply within 1 s")
+        return Probe(replied == (self.expect == "ok"), observed)

@@ -1,0 +1,59 @@
+"""IKE and CHILD SA state on a node, read through vici."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from lab.checks import Check, Probe, register
+from lab.spec.base import Network
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+
+@register
+class Tunnel(Check):
+    kind: Literal["tunnel"] = "tunnel"
+    roles: ClassVar[set[str] | None] = {"ipsec"}
+    node: str
+    ike: str
+    child: str | None = None
+    expect: Literal["established", "down"] = "established"
+    # Optional: the traffic selectors the installed CHILD_SA must have (after narrowing).
+    local_ts: list[Network] | None = None
+    remote_ts: list[Network] | None = None
+
+    def eventually(self) -> bool:
+        return self.expect == "established"
+
+    def expectation(self) -> str:
+        what = f"{self.node} {self.ike}" + (f"/{self.child}" if self.child else "")
+        ts = ""
+        if self.local_ts or self.remote_ts:
+            ts = f" with TS {','.join(self.local_ts or ['*'])} === {','.join(self.remote_ts or ['*'])}"
+        return f"tunnel {what} {self.expect}{ts}"
+
+    def probe(self, lab: "Lab") -> Probe:
+        sas = lab.charon(self.node).list_sas(self.ike)
+        if not sas:
+            return Probe(self.expect == "down", f"{self.node}: no IKE_SA '{self.ike}'")
+        up, descriptions = False, []
+        for ike in sas:
+            desc = f"{self.node} {self.ike}: {ike['state']}"
+            ok = ike["state"] == "ESTABLISHED"
+            if self.child:
+                children = [c for c in ike["children"] if c["name"] == self.child]
+                if children:
+                    c = children[0]
+                    desc += (f"; {self.child}: {c['state']} "
+                             f"{','.join(c['local_ts'])} === {','.join(c['remote_ts'])}")
+                    ok = ok and c["state"] == "INSTALLED" and self._ts_match(c)
+                else:
+                    desc += f"; no CHILD_SA '{self.child}'"
+                    ok = False
+            up = up or ok
+            descriptions.append(desc)
+        return Probe(up == (self.expect == "established"), " | ".join(descriptions))
+
+    def _ts_match(self, child: dict) -> bool:
+        return ((self.local_ts is None or sorted(self.local_ts) == sorted(child["local_ts"]))
+                and (self.remote_ts is None or sorted(self.remote_ts) == sorted(child["remote_ts"])))

@@ -1,0 +1,123 @@
+"""One running lab: network, charon daemons and captures of one phase, and their teardown.
+
+Everything the lab starts is recorded here, so teardown (normal end, failure,
+Ctrl-C) stops exactly that and nothing else on the machine.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lab.capture import Capture
+from lab.errors import LabError
+from lab.network import Network
+from lab.spec.ipsec import IpsecNode
+from lab.spec.load import LoadedScenario
+from lab.strongswan.daemon import Charon
+
+
+class Lab:
+    def __init__(self, scenario: LoadedScenario, phase_dir: Path, run_id: str):
+        self.scenario = scenario
+        self.phase_dir = phase_dir
+        self.run_id = run_id
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"ipsec-lab-{run_id}-"))
+        self.network: Network | None = None
+        self._charons: dict[str, Charon] = {}
+        self._captures: dict[str, Capture] = {}
+        self._procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Lab":
+        try:
+            self.build()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.teardown()
+
+    def build(self) -> None:
+        self.phase_dir.mkdir(parents=True, exist_ok=True)
+        self.network = Network(self.scenario.topology, self.run_id)
+        # Captures first, so they see the first IKE packet.
+        for spec in self.scenario.spec.captures:
+            self._captures[spec.name] = Capture(self, spec)
+        for node, raw in self.scenario.ipsec.items():
+            charon = Charon(self, node, raw)
+            self._charons[node] = charon
+            charon.start()
+
+    def teardown(self) -> None:
+        errors = []
+        for charon in self._charons.values():
+            try:
+                charon.stop()
+            except Exception as exc:  # keep tearing down the rest
+                errors.append(f"charon {charon.node}: {exc}")
+        for capture in self._captures.values():
+            try:
+                capture.stop()
+            except Exception as exc:
+                errors.append(f"capture {capture.spec.name}: {exc}")
+        for proc in self._procs:
+            _stop(proc)
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        if errors:
+            raise LabError("teardown: " + "; ".join(errors))
+
+    # -- what steps and checks use ------------------------------------------
+    def spawn(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        proc = self._net().spawn(node, argv, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def exec(self, node: str, argv: list[str], input: str | None = None, check: bool = True,
+             timeout: float = 30) -> subprocess.CompletedProcess:
+        return self._net().exec(node, argv, input=input, check=check, timeout=timeout)
+
+    def mac(self, node: str, intf: str) -> str:
+        return self._net().mac(node, intf)
+
+    def env(self, extra: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, **extra}
+
+    def charon(self, node: str) -> Charon:
+        return self._charons[node]
+
+    def capture(self, name: str) -> Capture:
+        return self._captures[name]
+
+    def nat_t_ports(self) -> frozenset[int]:
+        """Every port a gateway of this lab may carry ESP-in-UDP on."""
+        ports = {4500}
+        for raw in self.scenario.ipsec.values():
+            spec = IpsecNode.model_validate(raw)
+            ports |= {spec.charon.port, spec.charon.port_nat_t}
+            ports |= {p for c in spec.connections.values() for p in (c.local_port, c.remote_port) if p}
+        return frozenset(ports)
+
+    def _net(self) -> Network:
+        if self.network is None:
+            raise LabError("the lab is not built")
+        return self.network
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,121 @@
+"""The lab's nodes and links on Mininet: one namespace per node, nothing in the root namespace.
+
+Mininet creates each veth pair from inside the first node's namespace with the
+peer born in the second's, so lab interfaces never appear in the root namespace
+and their names only need to be unique per node. Segments with more than two
+members meet on a Linux bridge inside a namespace of its own. Every command
+inside a node goes through `exec`/`spawn` here (mnexec attaches to the node's
+network and mount namespaces).
+"""
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from lab.errors import LabError
+from lab.spec.topology import FORWARDING_ROLES, Topology
+
+BRIDGE = "br0"
+
+
+class Network:
+    def __init__(self, topology: Topology, run_id: str):
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import Node
+
+        setLogLevel("error")
+        self.topology = topology
+        self.run_id = run_id
+        # No controller, no switches, no Mininet addressing: the topology says it all.
+        self._net = Mininet(controller=None, build=False, autoSetMacs=False, autoStaticArp=False)
+        self.nodes: dict[str, Any] = {}
+        try:
+            for name, spec in topology.nodes.items():
+                # A private /run gives each charon its own pid file.
+                self.nodes[name] = self._net.addHost(name, cls=Node, ip=None, privateDirs=["/run"])
+            for index, link in enumerate(topology.links):
+                if len(link.ends) == 2:
+                    a, b = link.ends
+                    self._net.addLink(self.nodes[a.node], self.nodes[b.node], intfName1=a.intf, intfName2=b.intf)
+                else:
+                    self._bridge(link.name or f"seg{index}", link.ends)
+            for name, spec in topology.nodes.items():
+                self._configure(name)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _bridge(self, name: str, ends) -> None:
+        from mininet.node import Node
+
+        bridge = self._net.addHost(name, cls=Node, ip=None)
+        self.nodes[name] = bridge
+        for i, end in enumerate(ends):
+            self._net.addLink(self.nodes[end.node], bridge, intfName1=end.intf, intfName2=f"p{i}")
+        self.exec(name, ["ip", "-batch", "-"], input="\n".join(
+            [f"link add {BRIDGE} type bridge", f"link set {BRIDGE} up"]
+            + [f"link set p{i} master {BRIDGE} up" for i in range(len(ends))]))
+
+    def _configure(self, name: str) -> None:
+        spec = self.topology.nodes[name]
+        cmds = ["link set lo up"]
+        for link in self.topology.links:
+            for end in link.ends:
+                if end.node == name:
+                    cmds += [f"addr add {addr} dev {end.intf}" for addr in end.addr]
+                    cmds.append(f"link set {end.intf} up")
+        for route in spec.routes:
+            cmd = f"route add {route.dst}"
+            for key in ("via", "dev", "table", "metric"):
+                if getattr(route, key) is not None:
+                    cmd += f" {key} {getattr(route, key)}"
+            cmds.append(cmd)
+        self.exec(name, ["ip", "-batch", "-"], input="\n".join(cmds))
+        if spec.role in FORWARDING_ROLES:
+            self.exec(name, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        if spec.nat:
+            self._nat(name)
+
+    def _nat(self, name: str) -> None:
+        nat = self.topology.nodes[name].nat
+        self.exec(name, ["nft", "-f", "-"], input=(
+            "table ip lab_nat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f"    oifname \"{nat.outside}\" masquerade\n"
+            "  }\n"
+            "}\n"))
+        for key, value in (("nf_conntrack_udp_timeout", nat.udp_timeout),
+                           ("nf_conntrack_udp_timeout_stream", nat.udp_stream_timeout)):
+            if value is not None:
+                self.exec(name, ["sysctl", "-qw", f"net.netfilter.{key}={value}"])
+
+    def spawn(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        """A process inside the node's namespaces; the caller owns and stops it."""
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        return self.nodes[node].popen(argv, **kwargs)
+
+    def exec(self, node: str, argv: list[str], input: str | None = None, check: bool = True,
+             timeout: float = 30) -> subprocess.CompletedProcess:
+        proc = self.spawn(node, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise LabError(f"[{node}] {' '.join(argv)}: no answer within {timeout:g}s") from None
+        result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+        if check and proc.returncode != 0:
+            detail = (err or out).strip()
+            raise LabError(f"[{node}] {' '.join(argv)} failed ({proc.returncode}): {detail}")
+        return result
+
+    def mac(self, node: str, intf: str) -> str:
+        # `ip -br link`: "wan@if2  UP  aa:bb:cc:dd:ee:ff <...>"
+        return self.exec(node, ["ip", "-br", "link", "show", "dev", intf]).stdout.split()[2]
+
+    def stop(self) -> None:
+        """Links first, then the node shells; processes in the nodes must be stopped before."""
+        self._net.stop()

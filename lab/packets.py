@@ -1,0 +1,125 @@
+"""Reading lab pcaps into plain records: addresses, ports, TCP flags, IKE exchanges, fragments.
+
+scapy is imported here only, and only the layers used, because `import scapy.all`
+costs most of a second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Ports on which ESP-in-UDP may run; the lab passes the ports its gateways use.
+NAT_T_PORTS = frozenset({4500})
+EXCHANGES = {34: "IKE_SA_INIT", 35: "IKE_AUTH", 36: "CREATE_CHILD_SA", 37: "INFORMATIONAL",
+             2: "IKEv1_MAIN", 4: "IKEv1_AGGRESSIVE", 5: "IKEv1_INFORMATIONAL", 32: "IKEv1_QUICK"}
+
+
+@dataclass
+class Ike:
+    exchange: str
+    response: bool
+    msgid: int
+    spi_i: str
+    notifies: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.exchange} {'response' if self.response else 'request'} {self.msgid}"
+        return text + (f" N({','.join(self.notifies)})" if self.notifies else "")
+
+
+@dataclass
+class Packet:
+    time: float
+    direction: str  # "in" / "out" relative to the captured interface
+    src: str
+    dst: str
+    proto: str
+    sport: int | None = None
+    dport: int | None = None
+    tcp_flags: str = ""
+    ike: Ike | None = None
+    esp: bool = False
+    fragment: bool = False
+    length: int = 0
+
+    def summary(self) -> str:
+        ends = (f"{self.src}:{self.sport} > {self.dst}:{self.dport}" if self.sport is not None
+                else f"{self.src} > {self.dst}")
+        what = self.proto
+        if self.ike:
+            what += " " + self.ike.summary()
+        elif self.esp:
+            what += " ESP"
+        if self.tcp_flags:
+            what += f" [{self.tcp_flags}]"
+        if self.fragment:
+            what += " fragment"
+        return f"{self.direction} {ends} {what}"
+
+
+def parse_ike(data: bytes) -> Ike | None:
+    """An IKE header (and the notifies readable in clear) from a UDP payload, or None."""
+    from scapy.contrib.ikev2 import IKEv2, IKEv2_Notify, IKEv2NotifyMessageTypes
+
+    if len(data) < 28 or data[17] >> 4 not in (1, 2):
+        return None
+    exchange = EXCHANGES.get(data[18], f"EXCHANGE_{data[18]}")
+    flags = data[19]
+    msgid = int.from_bytes(data[20:24], "big")
+    if data[17] >> 4 == 1:  # IKEv1: the responder is not flagged in the header
+        return Ike(exchange, False, msgid, data[:8].hex())
+    notifies = []
+    try:
+        layer = IKEv2(data).getlayer(IKEv2_Notify)
+        while layer is not None:
+            notifies.append(IKEv2NotifyMessageTypes.get(layer.type, str(layer.type)))
+            layer = layer.payload.getlayer(IKEv2_Notify)
+    except Exception:  # a truncated or odd payload: keep the header we could read
+        pass
+    return Ike(exchange, bool(flags & 0x20), msgid, data[:8].hex(), notifies)
+
+
+def read(path: Path, local_mac: str, bpf: str = "", nat_t_ports: frozenset[int] = NAT_T_PORTS) -> list[Packet]:
+    """Packets of a pcap taken on one interface; direction from the interface's own MAC."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.sendrecv import sniff
+
+    frames = sniff(offline=str(path), filter=bpf or None, quiet=True)
+    packets = []
+    for frame in frames:
+        if not frame.haslayer(IP):
+            continue
+        ip = frame[IP]
+        direction = "out" if frame.haslayer(Ether) and frame[Ether].src.lower() == local_mac.lower() else "in"
+        pkt = Packet(time=float(frame.time), direction=direction, src=ip.src, dst=ip.dst,
+                     proto={1: "ICMP", 6: "TCP", 17: "UDP", 50: "ESP"}.get(ip.proto, str(ip.proto)),
+                     fragment=bool(ip.flags.MF) or ip.frag > 0, length=ip.len)
+        if ip.frag == 0 and ip.haslayer(UDP):
+            udp = ip[UDP]
+            pkt.sport, pkt.dport = udp.sport, udp.dport
+            _classify_udp(pkt, bytes(udp.payload), nat_t_ports)
+        elif ip.frag == 0 and ip.haslayer(TCP):
+            tcp = ip[TCP]
+            pkt.sport, pkt.dport, pkt.tcp_flags = tcp.sport, tcp.dport, str(tcp.flags)
+        elif ip.haslayer(ICMP):
+            pkt.proto = f"ICMP type {ip[ICMP].type}"
+        packets.append(pkt)
+    return packets
+
+
+def _classify_udp(pkt: Packet, payload: bytes, nat_t_ports: frozenset[int]) -> None:
+    if payload.startswith(b"\0\0\0\0"):  # non-ESP marker: IKE on a NAT-T port
+        pkt.ike = parse_ike(payload[4:])
+    elif _plain_ike(payload):
+        pkt.ike = parse_ike(payload)
+    elif payload == b"\xff" and {pkt.sport, pkt.dport} & nat_t_ports:
+        pkt.proto = "UDP NAT-keepalive"
+    elif len(payload) >= 8 and {pkt.sport, pkt.dport} & nat_t_ports:
+        pkt.esp = True
+
+
+def _plain_ike(payload: bytes) -> bool:
+    """An IKE header whose length field is the datagram's: IKE without the marker (port 500)."""
+    return (len(payload) >= 28 and payload[17] in (0x10, 0x20)
+            and int.from_bytes(payload[24:28], "big") == len(payload))

@@ -1,0 +1,125 @@
+"""Phases of a scenario, each on a freshly built lab, and the result.json they add up to.
+
+baseline: no fault, the healthy checks must hold.
+fault:    the fault applied, every documented symptom must be observed.
+fix:      the fault and then the fix applied, the healthy checks must hold again.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.checks import CheckResult, evaluate
+from lab.errors import LabError
+from lab.lab import Lab
+from lab.progress import Progress
+from lab.spec.load import LoadedScenario
+
+PHASES = ("baseline", "fault", "fix")
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    passed: bool
+    duration_s: float
+    checks: list[CheckResult] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        out = {"name": self.name, "passed": self.passed, "duration_s": self.duration_s,
+               "checks": [c.as_dict() for c in self.checks], "steps": self.steps, "notes": self.notes}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+def phase_steps(sc: LoadedScenario, phase: str) -> list[tuple[str, object]]:
+    spec = sc.spec
+    steps = []
+    if phase in ("fault", "fix"):
+        steps += [("fault", s) for s in spec.fault.steps]
+    if phase == "fix":
+        steps += [("fix", s) for s in spec.fix.steps]
+    return steps + [("start", s) for s in spec.start]
+
+
+def phase_checks(sc: LoadedScenario, phase: str):
+    return sc.spec.symptoms if phase == "fault" else sc.spec.healthy
+
+
+def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
+              checks=None, label: str | None = None) -> PhaseResult:
+    """Build a lab, apply the phase's steps, evaluate `checks` (default: the phase's own), tear down."""
+    label = label or phase
+    checks = phase_checks(sc, phase) if checks is None else checks
+    started = time.monotonic()
+    result = PhaseResult(label, False, 0.0)
+    try:
+        with Lab(sc, phase_dir, run_id) as lab:
+            for section, step in phase_steps(sc, phase):
+                progress.step(f"{section}: {step.linux()}".splitlines()[0])
+                step.apply(lab)
+                result.steps.append({"section": section, "kind": step.kind, "linux": step.linux()})
+            for check in checks:
+                outcome = evaluate(check, lab, lambda e, w, t=check.title(): progress.waiting(label, t, e, w))
+                progress.check(outcome)
+                result.checks.append(outcome)
+            result.notes = [o for c in lab_charons(lab) for o in c.outcomes]
+        result.passed = all(c.passed for c in result.checks)
+    except LabError as exc:
+        result.error = str(exc)
+    result.duration_s = round(time.monotonic() - started, 3)
+    progress.phase_done(label, result.passed, result.duration_s, result.error)
+    return result
+
+
+def lab_charons(lab: Lab):
+    return [lab.charon(n) for n in lab.scenario.ipsec]
+
+
+def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASES) -> dict:
+    run_id = new_run_id()
+    scenario_dir = out / sc.name
+    if scenario_dir.exists():
+        shutil.rmtree(scenario_dir)  # results of an earlier run of this scenario only
+    scenario_dir.mkdir(parents=True)
+    progress.scenario(sc.name, sc.spec.title.en)
+    started = time.monotonic()
+    results = []
+    for phase in phases:
+        what = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
+                "fix": "(fault + fix: healthy expected)"}[phase]
+        progress.phase(phase, what)
+        results.append(run_phase(sc, phase, scenario_dir / phase, run_id, progress))
+        if results[-1].error:
+            break  # a lab that cannot be built will not build for the next phase either
+    passed = len(results) == len(phases) and all(r.passed for r in results)
+    doc = {
+        "scenario": sc.name,
+        "title": sc.spec.title.model_dump(),
+        "source": sc.spec.source.case,
+        "run_id": run_id,
+        "passed": passed,
+        "duration_s": round(time.monotonic() - started, 3),
+        "timers": [{"name": n, "production_s": t.production, "lab_s": t.lab,
+                    "compression": round(t.production / t.lab, 1) if t.lab else None}
+                   for n, t in sc.timers.items()],
+        "phases": [r.as_dict() for r in results],
+        "artifacts": sorted(str(p.relative_to(scenario_dir)) for p in scenario_dir.rglob("*")
+                            if p.is_file() and p.suffix in (".pcap", ".log", ".conf")),
+    }
+    path = scenario_dir / "result.json"
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    progress.verdict(sc.name, passed, doc["duration_s"], str(path))
+    return doc

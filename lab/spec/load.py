@@ -1,0 +1,241 @@
+"""Loading a scenario: YAML -> models -> topology and IPsec config merged -> references checked.
+
+Everything is validated before anything is built; each problem names file, line,
+key, what is wrong and what is allowed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from lab import paths
+from lab.spec import yamlpos
+from lab.spec.errors import Problem, SpecError
+from lab.spec.ipsec import IpsecNode
+from lab.spec.merge import deep_merge
+from lab.spec.scenario import Scenario
+from lab.spec.topology import Timer, Topology
+
+M = TypeVar("M", bound=BaseModel)
+_TIMER_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+@dataclass
+class LoadedScenario:
+    """A validated scenario with everything it refers to resolved."""
+
+    spec: Scenario
+    topology: Topology
+    path: Path
+    timers: dict[str, Timer]
+    ipsec: dict[str, dict[str, Any]]  # per node, merged, timer references replaced
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _problems(doc: yamlpos.Document, exc: ValidationError, prefix: tuple = ()) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        if err["type"] == "unknown_key":
+            loc = loc + (err["ctx"]["key"],)
+        out.append(doc.problem(_clean(loc), err["msg"].removeprefix("Value error, ")))
+    return out
+
+
+def _clean(loc: tuple) -> tuple:
+    """pydantic puts union tags (`nft`, `function-after[...]`) into paths; files have none."""
+    cleaned: list = []
+    for part in loc:
+        if isinstance(part, str) and part.startswith(("function-", "tagged-union[")):
+            continue
+        if part in _TAGS and cleaned and isinstance(cleaned[-1], int):
+            continue  # the tag pydantic inserts after a list index
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _validate(model: type[M], doc: yamlpos.Document, data: Any, prefix: tuple = ()) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_problems(doc, exc, prefix)) from None
+
+
+def load_topology(path: Path) -> tuple[Topology, yamlpos.Document]:
+    doc = yamlpos.load(path)
+    topo = _validate(Topology, doc, doc.data)
+    problems = []
+    for i, link in enumerate(topo.links):
+        for j, end in enumerate(link.ends):
+            if end.node not in topo.nodes:
+                problems.append(doc.problem(("links", i, "ends", j, "node"),
+                                            f"unknown node '{end.node}'; nodes: {', '.join(topo.nodes)}"))
+    for name, node in topo.nodes.items():
+        intfs = topo.interfaces(name)
+        for intf in {i for i in intfs if intfs.count(i) > 1}:
+            problems.append(doc.problem(("nodes", name), f"interface '{intf}' is used by more than one link"))
+        if node.nat and node.role != "nat":
+            problems.append(doc.problem(("nodes", name, "nat"), "only a node with role 'nat' can have 'nat'"))
+        if node.nat and node.nat.outside not in intfs:
+            problems.append(doc.problem(("nodes", name, "nat", "outside"),
+                                        f"'{node.nat.outside}' is not an interface of {name}; interfaces: {', '.join(intfs)}"))
+        for k, route in enumerate(node.routes):
+            if route.dev and route.dev not in intfs:
+                problems.append(doc.problem(("nodes", name, "routes", k, "dev"),
+                                            f"'{route.dev}' is not an interface of {name}; interfaces: {', '.join(intfs)}"))
+    problems += _ipsec_nodes(doc, topo, topo.ipsec, ())
+    if problems:
+        raise SpecError(problems)
+    return topo, doc
+
+
+def _ipsec_nodes(doc: yamlpos.Document, topo: Topology, ipsec: dict, prefix: tuple) -> list[Problem]:
+    gateways = [n for n, spec in topo.nodes.items() if spec.role == "ipsec"]
+    return [doc.problem(prefix + ("ipsec", node),
+                        f"'{node}' is not an IPsec gateway of topology '{topo.name}'; gateways: {', '.join(gateways) or 'none'}")
+            for node in ipsec if node not in gateways]
+
+
+def _resolve_timers(doc: yamlpos.Document, data: Any, timers: dict[str, Timer], loc: tuple,
+                    problems: list[Problem]) -> Any:
+    if isinstance(data, dict):
+        return {k: _resolve_timers(doc, v, timers, loc + (k,), problems) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_resolve_timers(doc, v, timers, loc + (i,), problems) for i, v in enumerate(data)]
+    match = _TIMER_REF.match(data) if isinstance(data, str) else None
+    if match:
+        name = match.group(1)
+        if name not in timers:
+            problems.append(doc.problem(loc, f"unknown timer '{name}'; timers: {', '.join(timers) or 'none'}"))
+            return data
+        return timers[name].lab
+    return data
+
+
+def find_scenario(name_or_path: str) -> Path:
+    """A name from scenarios/, or a path to a scenario file anywhere."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    path = paths.SCENARIOS / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise SpecError([Problem(path, None, "", f"no scenario '{name_or_path}'; scenarios: {', '.join(scenario_names())}")])
+    return path
+
+
+def scenario_names() -> list[str]:
+    return sorted(p.stem for p in paths.SCENARIOS.glob("*.yaml"))
+
+
+def _topology_path(ref: str, scenario_path: Path) -> Path | None:
+    for path in (scenario_path.parent / ref, paths.TOPOLOGIES / f"{ref}.yaml", paths.TOPOLOGIES / ref):
+        if path.is_file():
+            return path
+    return None
+
+
+def load_scenario(name_or_path: str | Path) -> LoadedScenario:
+    path = find_scenario(str(name_or_path))
+    doc = yamlpos.load(path)
+    spec = _validate(Scenario, doc, doc.data)
+    topo_path = _topology_path(spec.topology, path)
+    if topo_path is None:
+        known = ", ".join(sorted(p.stem for p in paths.TOPOLOGIES.glob("*.yaml")))
+        raise SpecError([doc.problem(("topology",), f"no topology '{spec.topology}' (neither a file next to the "
+                                                    f"scenario nor in topologies/: {known})")])
+    topo, topo_doc = load_topology(topo_path)
+
+    problems: list[Problem] = []
+    timers = {**topo.timers, **spec.timers}
+    problems += _ipsec_nodes(doc, topo, spec.ipsec, ())
+    ipsec: dict[str, dict[str, Any]] = {}
+    for node in [n for n, s in topo.nodes.items() if s.role == "ipsec"]:
+        base = _resolve_timers(topo_doc, topo.ipsec.get(node, {}), timers, ("ipsec", node), problems)
+        over = _resolve_timers(doc, spec.ipsec.get(node, {}), timers, ("ipsec", node), problems)
+        ipsec[node] = deep_merge(base, over)
+    if problems:
+        raise SpecError(problems)
+    for node, raw in ipsec.items():
+        in_scenario = node in spec.ipsec
+        _validate(IpsecNode, doc if in_scenario else topo_doc, raw, ("ipsec", node))
+
+    loaded = LoadedScenario(spec, topo, path, timers, ipsec)
+    problems += _references(doc, loaded)
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
+    topo, spec = sc.topology, sc.spec
+    problems: list[Problem] = []
+    nodes = ", ".join(topo.nodes)
+
+    def node_ok(loc: tuple, node: str, roles: set[str] | None) -> bool:
+        if node not in topo.nodes:
+            problems.append(doc.problem(loc, f"unknown node '{node}'; nodes: {nodes}"))
+            return False
+        if roles and topo.nodes[node].role not in roles:
+            fitting = ", ".join(n for n, s in topo.nodes.items() if s.role in roles)
+            problems.append(doc.problem(loc, f"node '{node}' is a {topo.nodes[node].role}; this needs one of: {fitting}"))
+            return False
+        return True
+
+    for i, cap in enumerate(spec.captures):
+        if node_ok(("captures", i, "node"), cap.node, None) and cap.intf not in topo.interfaces(cap.node):
+            problems.append(doc.problem(("captures", i, "intf"), f"'{cap.intf}' is not an interface of {cap.node}; "
+                                                                 f"interfaces: {', '.join(topo.interfaces(cap.node))}"))
+    capture_names = [c.name for c in spec.captures]
+
+    # Walk the steps in the order a fix phase applies them, so each swanctl patch is
+    # validated against the configuration it will really meet.
+    config = {n: dict(raw) for n, raw in sc.ipsec.items()}
+    for section, steps in (("fault", spec.fault.steps), ("fix", spec.fix.steps), ("start", spec.start)):
+        for i, step in enumerate(steps):
+            loc = (section, "steps", i) if section != "start" else (section, i)
+            if not node_ok(loc + ("node",), step.node, step.roles):
+                continue
+            if step.kind == "swanctl":
+                config[step.node] = deep_merge(config[step.node], step.set)
+                try:
+                    IpsecNode.model_validate(config[step.node])
+                except ValidationError as exc:
+                    problems += _problems(doc, exc, loc + ("set",))
+            if step.kind in ("initiate", "terminate"):
+                problems += _sa_refs(doc, loc, IpsecNode.model_validate(config[step.node]), step.ike, step.child)
+
+    for section in ("symptoms", "healthy"):
+        for i, check in enumerate(getattr(spec, section)):
+            for field, node in check.node_refs().items():
+                node_ok((section, i, field), node, check.roles)
+            if check.kind == "capture" and check.capture not in capture_names:
+                problems.append(doc.problem((section, i, "capture"), f"unknown capture '{check.capture}'; "
+                                                                     f"captures: {', '.join(capture_names) or 'none'}"))
+            if check.kind == "tunnel" and check.node in sc.ipsec:
+                problems += _sa_refs(doc, (section, i), IpsecNode.model_validate(sc.ipsec[check.node]),
+                                     check.ike, check.child)
+    return problems
+
+
+def _sa_refs(doc: yamlpos.Document, loc: tuple, node: IpsecNode, ike: str | None, child: str | None) -> list[Problem]:
+    if ike and ike not in node.connections:
+        return [doc.problem(loc + ("ike",), f"no connection '{ike}'; connections: {', '.join(node.connections) or 'none'}")]
+    children = {c for conn in node.connections.values() for c in conn.children}
+    if ike:
+        children = set(node.connections[ike].children)
+    if child and child not in children:
+        return [doc.problem(loc + ("child",), f"no child '{child}'; children: {', '.join(sorted(children)) or 'none'}")]
+    return []
+
+
+from lab.checks import CHECKS  # noqa: E402
+from lab.steps import STEPS  # noqa: E402
+
+_TAGS = set(STEPS) | set(CHECKS)

@@ -1,0 +1,51 @@
+"""Scenario files: a topology, a fault, its documented symptoms, the fix, and health."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import Field
+
+from lab.capture import CaptureSpec
+from lab.checks import CHECKS
+from lab.spec.base import NodeName, Spec, Text
+from lab.spec.topology import Timer
+from lab.steps import STEPS
+
+StepSpec = Annotated[Union[tuple(STEPS.values())], Field(discriminator="kind")]
+CheckSpec = Annotated[Union[tuple(CHECKS.values())], Field(discriminator="kind")]
+
+
+class Vendor(Spec):
+    """The commands of the source case, as the vendor's CLI has them."""
+
+    platform: str
+    commands: str
+
+
+class Change(Spec):
+    summary: Text
+    vendor: list[Vendor] = []
+    steps: list[StepSpec] = Field(min_length=1)
+
+
+class Source(Spec):
+    case: str
+    section: Text | None = None
+
+
+class Scenario(Spec):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: Text
+    brief: Text
+    task: Text | None = None
+    source: Source
+    topology: str
+    timers: dict[str, Timer] = {}
+    ipsec: dict[NodeName, dict[str, Any]] = {}
+    captures: list[CaptureSpec] = []
+    start: list[StepSpec] = []
+    fault: Change
+    fix: Change
+    symptoms: list[CheckSpec] = Field(min_length=1)
+    healthy: list[CheckSpec] = Field(min_length=1)
+    hints: list[Text] = []

@@ -1,0 +1,73 @@
+"""Topology files: nodes, the links between them with addresses, routes."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from lab.spec.base import IfaceAddr, IfName, IpAddr, NodeName, RouteDst, Spec, Text
+
+Role = Literal["host", "router", "nat", "ipsec"]
+# Roles whose node forwards packets between its interfaces.
+FORWARDING_ROLES = {"router", "nat", "ipsec"}
+
+
+class Route(Spec):
+    dst: RouteDst
+    via: IpAddr | None = None
+    dev: IfName | None = None
+    table: int | None = Field(None, ge=1, le=252)
+    metric: int | None = Field(None, ge=0)
+
+
+class Nat(Spec):
+    """Source NAT (masquerade) out of one interface, with the conntrack timers NAT cases hinge on."""
+
+    outside: IfName
+    udp_timeout: int | None = Field(None, ge=1, description="net.netfilter.nf_conntrack_udp_timeout")
+    udp_stream_timeout: int | None = Field(None, ge=1)
+
+
+class Node(Spec):
+    role: Role
+    routes: list[Route] = []
+    nat: Nat | None = None
+    description: Text | None = None
+
+
+class LinkEnd(Spec):
+    node: NodeName
+    intf: IfName
+    addr: list[IfaceAddr] = []
+
+
+class Link(Spec):
+    """Two ends: a veth pair. More: a Linux bridge in a namespace of its own."""
+
+    name: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,11}$")
+    ends: list[LinkEnd] = Field(min_length=2)
+
+
+class Timer(Spec):
+    """A timer as it runs in the lab, written next to the production value it stands for."""
+
+    lab: float = Field(ge=0)
+    production: float = Field(ge=0)
+    note: Text | None = None
+
+
+class Topology(Spec):
+    name: str
+    title: Text
+    description: Text | None = None
+    nodes: dict[NodeName, Node]
+    links: list[Link]
+    # Healthy strongSwan set-up of the gateways; scenarios override it key by key.
+    ipsec: dict[NodeName, dict[str, Any]] = {}
+    timers: dict[str, Timer] = {}
+
+    def interfaces(self, node: str) -> list[str]:
+        return [end.intf for link in self.links for end in link.ends if end.node == node]
+
+    def addresses(self, node: str) -> list[str]:
+        return [a for link in self.links for end in link.ends if end.node == node for a in end.addr]

@@ -1,0 +1,90 @@
+"""Kernel networking inside one node: nftables, routes, policy rules, sysctls."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from lab.spec.base import IfName, IpAddr, Network, RouteDst
+from lab.steps import Step, register
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+
+@register
+class Nft(Step):
+    """An nftables script (`nft -f`) run in the node's namespace only."""
+
+    kind: Literal["nft"] = "nft"
+    ruleset: str
+
+    def argv(self) -> list[str]:
+        return ["nft", "-f", "-"]
+
+    def apply(self, lab: "Lab") -> None:
+        lab.exec(self.node, self.argv(), input=self.ruleset)
+
+    def linux(self) -> str:
+        return f"[{self.node}] nft -f - <<'EOF'\n{self.ruleset.rstrip()}\nEOF"
+
+
+@register
+class Route(Step):
+    kind: Literal["route"] = "route"
+    action: Literal["add", "replace", "delete"] = "replace"
+    dst: RouteDst
+    via: IpAddr | None = None
+    dev: IfName | None = None
+    src: IpAddr | None = None
+    table: int | None = Field(None, ge=1, le=252)
+    metric: int | None = Field(None, ge=0)
+
+    def argv(self) -> list[str]:
+        argv = ["ip", "route", self.action, self.dst]
+        for key in ("via", "dev", "src", "table", "metric"):
+            if getattr(self, key) is not None:
+                argv += [key, str(getattr(self, key))]
+        return argv
+
+
+@register
+class Rule(Step):
+    """Policy routing (`ip rule`): the tool behind per-WAN source routing."""
+
+    kind: Literal["rule"] = "rule"
+    action: Literal["add", "delete"] = "add"
+    from_: Network | None = Field(None, alias="from")
+    to: Network | None = None
+    iif: IfName | None = None
+    oif: IfName | None = None
+    fwmark: int | None = None
+    table: int = Field(ge=1, le=252)
+    priority: int = Field(ge=1, le=32765)
+
+    def argv(self) -> list[str]:
+        argv = ["ip", "rule", self.action, "priority", str(self.priority)]
+        for flag, value in (("from", self.from_), ("to", self.to), ("iif", self.iif),
+                            ("oif", self.oif), ("fwmark", self.fwmark)):
+            if value is not None:
+                argv += [flag, str(value)]
+        return argv + ["table", str(self.table)]
+
+
+@register
+class Sysctl(Step):
+    """A per-namespace sysctl; only `net.` keys, which cannot reach the host's settings."""
+
+    kind: Literal["sysctl"] = "sysctl"
+    key: str
+    value: str | int
+
+    @field_validator("key")
+    @classmethod
+    def _namespaced(cls, key: str) -> str:
+        if not key.startswith("net."):
+            raise ValueError(f"'{key}' is not per network namespace; allowed: net.* keys only")
+        return key
+
+    def argv(self) -> list[str]:
+        return ["sysctl", "-qw", f"{self.key}={self.value}"]

@@ -1,0 +1,1 @@
+"""strongSwan nodes: configuration rendering and the charon daemon."""
