@@ -14,13 +14,14 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from lab.spec import SpecError, load_scenario, scenario_names
+from lab.spec.errors import SpecError
+from lab.spec.load import load_scenario, scenario_names
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LAB = 1, 2, 3
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="IPsec field problems as runnable labs (Mininet + strongSwan).")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load(name: str):

@@ -5,13 +5,15 @@ Ctrl-C) stops exactly that and nothing else on the machine.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from lab.capture import Capture
 from lab.errors import LabError
@@ -36,12 +38,14 @@ class Lab:
         try:
             self.build()
         except BaseException:
-            self.teardown()
+            with _signals_deferred():
+                self.teardown()
             raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.teardown()
+        with _signals_deferred():
+            self.teardown()
 
     def build(self) -> None:
         self.phase_dir.mkdir(parents=True, exist_ok=True)
@@ -121,3 +125,21 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """A second Ctrl-C (or SIGTERM) must not cut a teardown short: hold it until the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt

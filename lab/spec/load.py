@@ -197,10 +197,11 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
     # Walk the steps in the order a fix phase applies them, so each swanctl patch is
     # validated against the configuration it will really meet.
     config = {n: dict(raw) for n, raw in sc.ipsec.items()}
+    broken: set[str] = set()  # reported once, at the step that broke it
     for section, steps in (("fault", spec.fault.steps), ("fix", spec.fix.steps), ("start", spec.start)):
         for i, step in enumerate(steps):
             loc = (section, "steps", i) if section != "start" else (section, i)
-            if not node_ok(loc + ("node",), step.node, step.roles):
+            if not node_ok(loc + ("node",), step.node, step.roles) or step.node in broken:
                 continue
             if step.kind == "swanctl":
                 config[step.node] = deep_merge(config[step.node], step.set)
@@ -208,6 +209,7 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
                     IpsecNode.model_validate(config[step.node])
                 except ValidationError as exc:
                     problems += _problems(doc, exc, loc + ("set",))
+                    broken.add(step.node)
             if step.kind in ("initiate", "terminate"):
                 problems += _sa_refs(doc, loc, IpsecNode.model_validate(config[step.node]), step.ike, step.child)
 

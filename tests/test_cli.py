@@ -1,0 +1,106 @@
+"""The `lab` command as users run it: exit codes, files outside scenarios/, bad input, teardown."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import paths
+
+LAB = [sys.executable, "-m", "lab"]
+
+
+def lab(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=paths.ROOT, timeout=120, **kwargs)
+
+
+def test_list_names_first():
+    out = lab("list")
+    assert out.returncode == 0
+    names = [line.split("\t")[0] for line in out.stdout.splitlines()]
+    assert names == sorted(p.stem for p in paths.SCENARIOS.glob("*.yaml"))
+
+
+def test_malformed_scenario_exits_2_and_builds_nothing(tmp_path, no_leaks):
+    bad = tmp_path / "bad.yaml"
+    text = (paths.SCENARIOS / "psk-mismatch.yaml").read_text().replace("from: h1, to: 10.2.0.10, expect: fails",
+                                                                       "from: nobody, to: 10.2.0.10, expect: fails")
+    bad.write_text(text)
+    out = lab("run", str(bad), "--out", str(tmp_path / "out"))
+    assert out.returncode == 2
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "from: nobody" in l)
+    assert f"{bad}:{line}: symptoms[3].from: unknown node 'nobody'" in out.stderr
+    assert "nothing was built" in out.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_scenario_name_exits_2():
+    out = lab("run", "no-such-scenario")
+    assert out.returncode == 2 and "psk-mismatch" in out.stderr
+
+
+@pytest.mark.lab
+def test_scenario_file_outside_scenarios_dir(tmp_path, no_leaks):
+    """Topology found by a path relative to the scenario file."""
+    (tmp_path / "topo").mkdir()
+    shutil.copy(paths.TOPOLOGIES / "site-to-site.yaml", tmp_path / "topo" / "mine.yaml")
+    text = (paths.SCENARIOS / "id-mismatch.yaml").read_text()
+    text = text.replace("name: id-mismatch", "name: my-id-case").replace("topology: site-to-site", "topology: topo/mine.yaml")
+    (tmp_path / "case.yaml").write_text(text)
+    out = lab("run", str(tmp_path / "case.yaml"), "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads((tmp_path / "out" / "my-id-case" / "result.json").read_text())
+    assert doc["passed"] and [p["name"] for p in doc["phases"]] == ["baseline", "fault", "fix"]
+
+
+def _variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = (paths.SCENARIOS / "psk-mismatch.yaml").read_text()
+    assert old in text
+    path = tmp_path / "variant.yaml"
+    path.write_text(text.replace(old, new).replace("topology: site-to-site",
+                                                   f"topology: {paths.TOPOLOGIES / 'site-to-site.yaml'}"))
+    return path
+
+
+@pytest.mark.lab
+def test_symptom_not_observed_exits_1(tmp_path, no_leaks):
+    path = _variant(tmp_path, 'pattern: "received AUTHENTICATION_FAILED notify error"}',
+                    'pattern: "this line is never logged", within: 0.3}')
+    out = lab("run", str(path), "--out", str(tmp_path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    doc = json.loads((tmp_path / "psk-mismatch" / "result.json").read_text())
+    fault = doc["phases"][1]
+    assert not doc["passed"] and not fault["passed"]
+    [failed] = [c for c in fault["checks"] if not c["passed"]]
+    assert "no match in" in failed["observed"]
+
+
+@pytest.mark.lab
+def test_failing_step_exits_3_and_tears_down(tmp_path, no_leaks):
+    path = _variant(tmp_path, "    - kind: swanctl\n      node: gw2\n      set:\n        secrets: [{ids: [branch.example.net, hq.example.net], secret: \"lab-Branch-HQ-2025\"}]",
+                    "    - {kind: nft, node: inet, ruleset: \"this is not nft\"}")
+    out = lab("run", str(path), "--out", str(tmp_path))
+    assert out.returncode == 3, out.stdout + out.stderr
+    doc = json.loads((tmp_path / "psk-mismatch" / "result.json").read_text())
+    assert "nft -f - failed" in doc["phases"][1]["error"]
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_tears_down(tmp_path, sig, no_leaks):
+    proc = subprocess.Popen([*LAB, "run", "udp500-blocked", "--out", str(tmp_path)], cwd=paths.ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 30
+    for line in proc.stdout:  # wait until the fault lab is up and being checked
+        if "retransmit" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(sig)
+    rest = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, rest
+    assert "torn down" in rest

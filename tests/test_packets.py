@@ -1,0 +1,56 @@
+"""Reading pcaps: IKE headers and notifies, the non-ESP marker, ESP, direction, fragments."""
+import struct
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from lab import packets
+
+MAC = "02:00:00:00:00:01"
+
+
+def ike(exchange: int, response: bool, notify: int | None = None, msgid: int = 0) -> bytes:
+    body = b""
+    next_payload = 0
+    if notify is not None:
+        body = struct.pack("!BBHBBH", 0, 0, 8, 0, 0, notify)
+        next_payload = 41
+    header = (b"\x11" * 8 + b"\x22" * 8 + bytes([next_payload, 0x20, exchange, 0x20 if response else 0x08])
+              + struct.pack("!II", msgid, 28 + len(body)))
+    return header + body
+
+
+def test_parse_ike_sa_init_response_with_notify():
+    info = packets.parse_ike(ike(34, True, notify=14))
+    assert info.exchange == "IKE_SA_INIT" and info.response and info.notifies == ["NO_PROPOSAL_CHOSEN"]
+    assert info.summary() == "IKE_SA_INIT response 0 N(NO_PROPOSAL_CHOSEN)"
+
+
+def test_parse_rejects_non_ike():
+    assert packets.parse_ike(b"\x00" * 10) is None
+
+
+def test_read_classifies_and_orients(tmp_path):
+    frames = [
+        Ether(src=MAC, dst="02:00:00:00:00:02") / IP(src="203.0.113.2", dst="198.51.100.2")
+        / UDP(sport=500, dport=500) / ike(34, False),
+        Ether(src="02:00:00:00:00:02", dst=MAC) / IP(src="198.51.100.2", dst="203.0.113.2")
+        / UDP(sport=4500, dport=4500) / (b"\0\0\0\0" + ike(35, True, msgid=1)),
+        Ether(src=MAC, dst="02:00:00:00:00:02") / IP(src="203.0.113.2", dst="198.51.100.2")
+        / UDP(sport=4500, dport=4500) / (b"\xde\xad\xbe\xef" + b"\0" * 40),
+        Ether(src=MAC, dst="02:00:00:00:00:02") / IP(src="203.0.113.2", dst="198.51.100.2")
+        / UDP(sport=4500, dport=4500) / b"\xff",
+        Ether(src=MAC, dst="02:00:00:00:00:02") / IP(src="203.0.113.2", dst="198.51.100.2", flags="MF")
+        / UDP(sport=4500, dport=4500) / (b"\x01" * 64),
+    ]
+    path = tmp_path / "t.pcap"
+    wrpcap(str(path), frames)
+    got = packets.read(path, MAC)
+    assert [p.direction for p in got] == ["out", "in", "out", "out", "out"]
+    assert got[0].ike.exchange == "IKE_SA_INIT" and not got[0].ike.response
+    assert got[1].ike.exchange == "IKE_AUTH" and got[1].ike.response and got[1].ike.msgid == 1
+    assert got[2].esp and got[2].ike is None
+    assert got[3].proto == "UDP NAT-keepalive"
+    assert got[4].fragment
+    assert [p.dport for p in packets.read(path, MAC, bpf="udp port 500")] == [500]

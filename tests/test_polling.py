@@ -1,0 +1,47 @@
+"""Check evaluation: positive expectations pass once seen, negative ones must hold all window long."""
+import time
+from typing import Literal
+
+from lab.checks import Check, Probe, evaluate
+
+
+class Flip(Check):
+    """Holds (or not) until `flip_after` seconds, then the opposite."""
+
+    kind: Literal["flip"] = "flip"
+    positive: bool = True
+    holds_first: bool = False
+    flip_after: float = 0.2
+    started: float = 0.0
+
+    def eventually(self) -> bool:
+        return self.positive
+
+    def expectation(self) -> str:
+        return "flip"
+
+    def probe(self, lab) -> Probe:
+        self.started = self.started or time.monotonic()
+        flipped = time.monotonic() - self.started >= self.flip_after
+        holds = self.holds_first != flipped
+        return Probe(holds, f"holds={holds}")
+
+
+def test_eventually_passes_as_soon_as_seen():
+    result = evaluate(Flip(within=2, holds_first=False, flip_after=0.2), lab=None)
+    assert result.passed and 0.15 < result.duration_s < 1.0
+
+
+def test_eventually_fails_at_deadline():
+    result = evaluate(Flip(within=0.3, holds_first=False, flip_after=10), lab=None)
+    assert not result.passed and result.duration_s >= 0.3 and result.observed == "holds=False"
+
+
+def test_throughout_fails_as_soon_as_broken():
+    result = evaluate(Flip(within=5, positive=False, holds_first=True, flip_after=0.2), lab=None)
+    assert not result.passed and result.duration_s < 1.0
+
+
+def test_throughout_passes_only_after_whole_window():
+    result = evaluate(Flip(within=0.4, positive=False, holds_first=True, flip_after=10), lab=None)
+    assert result.passed and result.duration_s >= 0.4 and result.mode == "throughout 0.4s"

@@ -1,0 +1,47 @@
+"""Every scenario on a real lab: three phases hold, and its symptom checks fail on its baseline."""
+import json
+
+import pytest
+
+from lab.progress import Progress
+from lab.runner import PHASES, new_run_id, run_phase, run_scenario
+from lab.spec.load import load_scenario, scenario_names
+
+pytestmark = pytest.mark.lab
+SCENARIOS = scenario_names()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_three_phases(name, tmp_path, no_leaks):
+    from scapy.utils import rdpcap
+
+    doc = run_scenario(load_scenario(name), tmp_path, Progress(quiet=True))
+    on_disk = json.loads((tmp_path / name / "result.json").read_text())
+    assert on_disk == doc
+    failed = [(p["name"], c["name"], c["observed"]) for p in doc["phases"] for c in p["checks"] if not c["passed"]]
+    assert doc["passed"], failed
+    assert [p["name"] for p in doc["phases"]] == list(PHASES)
+    for phase in doc["phases"]:
+        assert phase["passed"] and phase["duration_s"] > 0 and phase["checks"]
+        for check in phase["checks"]:
+            assert set(check) >= {"name", "kind", "expect", "passed", "observed"}
+            assert check["observed"] and check["observed"] != check["expect"]
+    assert {"name", "production_s", "lab_s"} <= set(doc["timers"][0])
+    for artifact in doc["artifacts"]:
+        path = tmp_path / name / artifact
+        assert path.is_file(), artifact
+        if path.suffix == ".pcap":
+            rdpcap(str(path))  # opens as a pcap, as Wireshark would
+    assert any(a.endswith(".charon.log") for a in doc["artifacts"])
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_symptoms_fail_on_baseline(name, tmp_path, no_leaks):
+    """A symptom that also shows on a healthy lab proves nothing."""
+    sc = load_scenario(name)
+    result = run_phase(sc, "baseline", tmp_path / "baseline", new_run_id(), Progress(quiet=True),
+                       checks=sc.spec.symptoms, label="symptoms-on-baseline")
+    assert result.error is None
+    held = [(c.name, c.observed) for c in result.checks if c.passed]
+    assert not held, f"symptom checks that also hold without the fault: {held}"
+    assert len(result.checks) == len(sc.spec.symptoms)

@@ -1,0 +1,138 @@
+"""Scenario and topology validation: every shipped file loads; bad input names file:line and what is allowed."""
+from pathlib import Path
+
+import pytest
+
+from lab import paths
+from lab.spec.errors import SpecError
+from lab.spec.load import load_scenario, scenario_names
+
+SITE = paths.TOPOLOGIES / "site-to-site.yaml"
+GOOD = (paths.SCENARIOS / "psk-mismatch.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_shipped_scenarios_load(name):
+    sc = load_scenario(name)
+    assert sc.name == name
+    assert sc.spec.symptoms and sc.spec.healthy
+    assert (paths.CASES / sc.spec.source.case).name.endswith(".zh.txt")
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list:
+    with pytest.raises(SpecError) as info:
+        load_scenario(path)
+    return info.value.problems
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_invalid_yaml_reports_line(tmp_path):
+    text = GOOD.replace("start:\n", "start:\n  - {kind: initiate, node: gw1\n", 1)
+    [p] = problems(write(tmp_path, text))
+    assert "invalid YAML" in p.message and p.line is not None
+
+
+def test_unknown_key_names_line_and_allowed_keys(tmp_path):
+    text = GOOD.replace("  - {kind: initiate, node: gw1, child: net}",
+                        "  - {kind: initiate, node: gw1, child: net, colour: red}")
+    [p] = problems(write(tmp_path, text))
+    assert p.line == line_of(text, "colour: red")
+    assert "unknown key 'colour'" in p.message and "allowed keys: child" in p.message
+    assert str(p).startswith(f"{tmp_path / 's.yaml'}:{p.line}:")
+
+
+def test_unknown_top_level_key(tmp_path):
+    text = GOOD + "colour: red\n"
+    [p] = problems(write(tmp_path, text))
+    assert p.line == line_of(text, "colour: red") and "allowed keys:" in p.message and "symptoms" in p.message
+
+
+def test_unknown_node_names_line_and_nodes(tmp_path):
+    text = GOOD.replace("{kind: ping, from: h1, to: 10.2.0.10, expect: fails",
+                        "{kind: ping, from: h9, to: 10.2.0.10, expect: fails")
+    [p] = problems(write(tmp_path, text))
+    assert p.line == line_of(text, "from: h9") and p.key == "symptoms[3].from"
+    assert "unknown node 'h9'" in p.message and "gw1" in p.message
+
+
+def test_step_on_wrong_role(tmp_path):
+    text = GOOD.replace("    - kind: swanctl\n      node: gw2\n      set:\n        secrets: [{ids: [branch.example.net, hq.example.net], secret: \"lab-Branch-HQ-2025\"}]",
+                        "    - kind: swanctl\n      node: inet\n      set:\n        secrets: []")
+    [p] = problems(write(tmp_path, text))
+    assert "node 'inet' is a router" in p.message and "gw1, gw2" in p.message
+
+
+def test_unknown_step_kind_lists_kinds(tmp_path):
+    text = GOOD.replace("{kind: initiate, node: gw1, child: net}", "{kind: reboot, node: gw1}")
+    ps = problems(write(tmp_path, text))
+    assert any("'reboot'" in p.message and "'initiate'" in p.message and "'nft'" in p.message for p in ps)
+    assert all(p.line == line_of(text, "kind: reboot") for p in ps)
+
+
+def test_bad_value_in_swanctl_patch_is_located(tmp_path):
+    text = GOOD.replace("      set:\n        secrets: [{ids: [branch.example.net, hq.example.net], secret: \"lab-Branch-HQ-2025\"}]",
+                        "      set:\n        connections: {branch: {version: 3}}", 1)
+    [p] = problems(write(tmp_path, text))
+    assert p.line == line_of(text, "version: 3") and "1 or 2" in p.message
+
+
+def test_unknown_child_in_initiate(tmp_path):
+    text = GOOD.replace("{kind: initiate, node: gw1, child: net}", "{kind: initiate, node: gw1, child: lan}")
+    [p] = problems(write(tmp_path, text))
+    assert "no child 'lan'" in p.message and "net" in p.message
+
+
+def test_duplicate_key(tmp_path):
+    text = GOOD.replace("topology: site-to-site\n", "topology: site-to-site\ntopology: other\n")
+    [p] = problems(write(tmp_path, text))
+    assert "duplicate key" in p.message and p.line == line_of(text, "topology: other")
+
+
+def test_address_outside_lab_ranges(tmp_path):
+    topo = SITE.read_text().replace("addr: [203.0.113.2/30]", "addr: [8.8.8.2/30]")
+    write(tmp_path, topo, "site.yaml")
+    text = GOOD.replace("topology: site-to-site", "topology: site.yaml")
+    [p] = problems(write(tmp_path, text))
+    assert p.file == tmp_path / "site.yaml" and p.line == line_of(topo, "8.8.8.2")
+    assert "outside the lab's ranges" in p.message and "192.0.2.0/24" in p.message
+
+
+def test_unknown_timer_reference(tmp_path):
+    text = GOOD.replace("topology: site-to-site\n",
+                        "topology: site-to-site\nipsec:\n  gw1:\n    connections:\n      hq:\n        dpd_delay: ${dpd}\n")
+    [p] = problems(write(tmp_path, text))
+    assert "unknown timer 'dpd'" in p.message and "retransmit_timeout" in p.message
+    assert p.line == line_of(text, "${dpd}")
+
+
+def test_missing_topology(tmp_path):
+    [p] = problems(write(tmp_path, GOOD.replace("topology: site-to-site", "topology: nowhere")))
+    assert "no topology 'nowhere'" in p.message and "site-to-site" in p.message
+
+
+def test_missing_bilingual_text(tmp_path):
+    text = GOOD.replace('  zh: "预共享密钥不一致:AUTHENTICATION_FAILED"\n', "", 1)
+    [p] = problems(write(tmp_path, text))
+    assert p.key == "title.zh" and "required" in p.message.lower()
+
+
+def test_sysctl_step_only_touches_namespaced_keys(tmp_path):
+    text = GOOD.replace("    - kind: swanctl\n      node: gw2\n      set:\n        secrets: [{ids: [branch.example.net, hq.example.net], secret: \"lab-Branch-HQ-2025\"}]",
+                        "    - {kind: sysctl, node: inet, key: kernel.panic, value: 1}", 1)
+    [p] = problems(write(tmp_path, text))
+    assert "net.* keys only" in p.message
+
+
+def test_timer_references_resolve_to_lab_values():
+    sc = load_scenario("udp500-blocked")
+    assert sc.ipsec["gw1"]["charon"]["retransmit_timeout"] == sc.timers["retransmit_timeout"].lab
+    assert sc.timers["ike_give_up"].production == 165
