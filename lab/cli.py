@@ -84,6 +84,26 @@ def run(name: str = typer.Argument(..., help="scenario name (scenarios/) or path
     raise typer.Exit(0 if doc["passed"] else EXIT_FAILED)
 
 
+@app.command("bench")
+def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (default: all)"),
+           out: Path = typer.Option(Path("bench/bench.json"), "--out"),
+           repeat: int = typer.Option(3, "--repeat", min=1)) -> None:
+    """Time every scenario's phases; write the figures as JSON."""
+    from lab.bench import bench
+    from lab.progress import Progress
+
+    names = names or scenario_names()
+    for name in names:
+        _load(name)
+    _need_root()
+    _terminate_as_interrupt()
+    doc = bench(names, out, repeat, Progress(quiet=True))
+    for fig in doc["scenarios"]:
+        phases = " ".join(f"{k}={v:.2f}s" for k, v in fig["phases_median_s"].items())
+        print(f"{fig['scenario']:<22} median {fig['median_s']:.2f}s  {phases}  {'ok' if fig['passed'] else 'FAILED'}")
+    print(f"written: {out}")
+
+
 def main() -> None:
     try:
         app()

@@ -34,12 +34,12 @@ class Network:
             for name, spec in topology.nodes.items():
                 # A private /run gives each charon its own pid file.
                 self.nodes[name] = self._net.addHost(name, cls=Node, ip=None, privateDirs=["/run"])
-            for index, link in enumerate(topology.links):
+            for link in topology.links:
                 if len(link.ends) == 2:
                     a, b = link.ends
                     self._net.addLink(self.nodes[a.node], self.nodes[b.node], intfName1=a.intf, intfName2=b.intf)
                 else:
-                    self._bridge(link.name or f"seg{index}", link.ends)
+                    self._bridge(link.name, link.ends)
             for name, spec in topology.nodes.items():
                 self._configure(name)
         except BaseException:

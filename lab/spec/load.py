@@ -77,6 +77,10 @@ def load_topology(path: Path) -> tuple[Topology, yamlpos.Document]:
             if end.node not in topo.nodes:
                 problems.append(doc.problem(("links", i, "ends", j, "node"),
                                             f"unknown node '{end.node}'; nodes: {', '.join(topo.nodes)}"))
+    for i, link in enumerate(topo.links):
+        if len(link.ends) > 2 and link.name in topo.nodes:
+            problems.append(doc.problem(("links", i, "name"), f"'{link.name}' is also a node name; "
+                                                              "a bridged segment needs a name of its own"))
     for name, node in topo.nodes.items():
         intfs = topo.interfaces(name)
         for intf in {i for i in intfs if intfs.count(i) > 1}:

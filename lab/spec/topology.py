@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lab.spec.base import IfaceAddr, IfName, IpAddr, NodeName, RouteDst, Spec, Text
 
@@ -46,6 +46,12 @@ class Link(Spec):
 
     name: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,11}$")
     ends: list[LinkEnd] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _bridge_named(self) -> "Link":
+        if len(self.ends) > 2 and not self.name:
+            raise ValueError("a link with more than two ends is a bridged segment and needs a 'name'")
+        return self
 
 
 class Timer(Spec):
