@@ -1,0 +1,52 @@
+"""Each step kind applied to a real lab, observed with the check kinds."""
+import pytest
+
+from lab.checks import evaluate
+from lab.checks.tunnel import Tunnel
+from lab.lab import Lab
+from lab.spec.load import load_scenario
+from lab.steps.ipsec import Initiate, Swanctl, Terminate
+from lab.steps.network import Route, Rule, Sysctl
+
+pytestmark = pytest.mark.lab
+
+
+def reaches(lab: Lab, node: str, dst: str, src: str | None = None) -> bool:
+    argv = ["ping", "-n", "-c1", "-W1"] + (["-I", src] if src else []) + [dst]
+    return lab.exec(node, argv, check=False).returncode == 0
+
+
+def test_kernel_steps(tmp_path, no_leaks):
+    with Lab(load_scenario("psk-mismatch"), tmp_path, "steps1") as lab:
+        assert reaches(lab, "gw1", "198.51.100.2")
+        Sysctl(node="inet", key="net.ipv4.ip_forward", value=0).apply(lab)
+        assert not reaches(lab, "gw1", "198.51.100.2")
+        Sysctl(node="inet", key="net.ipv4.ip_forward", value=1).apply(lab)
+        assert reaches(lab, "gw1", "198.51.100.2")
+
+        Route(node="gw1", dst="198.51.100.0/30", via="203.0.113.1", table=100).apply(lab)
+        rule = Rule.model_validate({"node": "gw1", "from": "203.0.113.2/32", "table": 100, "priority": 100})
+        rule.apply(lab)
+        assert "from 203.0.113.2 lookup 100" in lab.exec("gw1", ["ip", "rule"]).stdout
+        Route(node="gw1", action="delete", dst="default").apply(lab)
+        assert not reaches(lab, "gw1", "198.51.100.2")  # no source chosen: the rule cannot match
+        assert reaches(lab, "gw1", "198.51.100.2", src="203.0.113.2")  # table 100, by the rule
+        Rule.model_validate({"node": "gw1", "action": "delete", "from": "203.0.113.2/32",
+                             "table": 100, "priority": 100}).apply(lab)
+        assert not reaches(lab, "gw1", "198.51.100.2", src="203.0.113.2")
+
+
+def test_strongswan_steps(tmp_path, no_leaks):
+    up = Tunnel(node="gw1", ike="hq", child="net", within=5)
+    down = Tunnel(node="gw1", ike="hq", expect="down", within=0.5)
+    with Lab(load_scenario("psk-mismatch"), tmp_path, "steps2") as lab:
+        assert evaluate(down, lab).passed  # nothing initiated yet
+        Initiate(node="gw1", child="net").apply(lab)
+        assert evaluate(up, lab).passed
+        Terminate(node="gw1", ike="hq").apply(lab)
+        assert evaluate(down, lab).passed
+        Swanctl(node="gw1", set={"connections": {"hq": {"children": {"net": {"remote_ts": ["10.2.0.0/24"]}}}}}).apply(lab)
+        assert "remote_ts = 10.2.0.0/24" in (tmp_path / "gw1" / "swanctl" / "swanctl.conf").read_text()
+        Initiate(node="gw1", child="net").apply(lab)
+        assert evaluate(Tunnel(node="gw1", ike="hq", child="net", remote_ts=["10.2.0.0/24"]), lab).passed
+        assert any("established" in o for o in lab.charon("gw1").outcomes)
