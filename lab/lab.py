@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from lab.capture import Capture
 from lab.errors import LabError
 from lab.network import Network
+from lab.pki import Credentials
 from lab.spec.ipsec import IpsecNode
 from lab.spec.load import LoadedScenario
 from lab.strongswan.daemon import Charon
@@ -30,6 +31,7 @@ class Lab:
         self.run_id = run_id
         self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"ipsec-lab-{run_id}-"))
         self.network: Network | None = None
+        self.credentials: Credentials | None = None
         self._charons: dict[str, Charon] = {}
         self._captures: dict[str, Capture] = {}
         self._procs: list[subprocess.Popen] = []
@@ -49,6 +51,8 @@ class Lab:
 
     def build(self) -> None:
         self.phase_dir.mkdir(parents=True, exist_ok=True)
+        pki = self.scenario.pki
+        self.credentials = Credentials(pki, self.phase_dir / "pki") if (pki.cas or pki.certs) else None
         self.network = Network(self.scenario.topology, self.run_id)
         # Captures first, so they see the first IKE packet.
         for spec in self.scenario.spec.captures:

@@ -8,7 +8,7 @@ from lab.checks import CheckResult
 
 class Progress:
     def __init__(self, console: Console | None = None, quiet: bool = False):
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.quiet = quiet
         self._status = None
 

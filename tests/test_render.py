@@ -42,3 +42,11 @@ def test_every_shipped_node_renders(tmp_path):
     for name, raw in sc.ipsec.items():
         text = render.swanctl_conf(name, "r", IpsecNode.model_validate(raw))
         assert text.count("{") == text.count("}")
+
+
+def test_pubkey_auth_renders_certificate_files():
+    spec = node(local={"auth": "pubkey", "id": "a.example.net", "certs": ["branch"]},
+                remote={"auth": "pubkey", "id": "b.example.net", "cacerts": ["root"]})
+    text = render.swanctl_conf("gw1", "r", spec)
+    assert "auth = pubkey" in text and "certs = branch.pem" in text and "cacerts = root.pem" in text
+    assert spec.credential_refs() == ({"branch"}, {"root"})

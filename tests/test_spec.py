@@ -136,3 +136,18 @@ def test_timer_references_resolve_to_lab_values():
     sc = load_scenario("udp500-blocked")
     assert sc.ipsec["gw1"]["charon"]["retransmit_timeout"] == sc.timers["retransmit_timeout"].lab
     assert sc.timers["ike_give_up"].production == 165
+
+
+def test_unknown_certificate_reference(tmp_path):
+    text = (paths.SCENARIOS / "cert-chain-incomplete.yaml").read_text().replace(
+        "set: {trust: [root, issuing]}", "set: {trust: [root, issuer]}")
+    [p] = problems(write(tmp_path, text.replace("topology: site-to-site", f"topology: {SITE}")))
+    assert "unknown CA 'issuer'" in p.message and "pki cas: root, issuing" in p.message
+    assert p.line == line_of(text, "set: {trust: [root, issuer]}")
+
+
+def test_pki_issuer_must_exist(tmp_path):
+    text = (paths.SCENARIOS / "cert-chain-incomplete.yaml").read_text().replace(
+        "issuing: {cn: Lab Issuing CA 2026, issuer: root}", "issuing: {cn: Lab Issuing CA 2026, issuer: toor}")
+    [p] = problems(write(tmp_path, text.replace("topology: site-to-site", f"topology: {SITE}")))
+    assert "unknown CA 'toor'" in p.message and p.key == "pki"

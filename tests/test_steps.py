@@ -50,3 +50,13 @@ def test_strongswan_steps(tmp_path, no_leaks):
         Initiate(node="gw1", child="net").apply(lab)
         assert evaluate(Tunnel(node="gw1", ike="hq", child="net", remote_ts=["10.2.0.0/24"]), lab).passed
         assert any("established" in o for o in lab.charon("gw1").outcomes)
+
+
+def test_ikev1_tunnel(tmp_path, no_leaks):
+    """The same nodes speak IKEv1 (Main Mode + Quick Mode) when both sides say version 1."""
+    with Lab(load_scenario("psk-mismatch"), tmp_path, "steps3") as lab:
+        Swanctl(node="gw1", set={"connections": {"hq": {"version": 1}}}).apply(lab)
+        Swanctl(node="gw2", set={"connections": {"branch": {"version": 1}}}).apply(lab)
+        Initiate(node="gw1", child="net").apply(lab)
+        assert evaluate(Tunnel(node="gw1", ike="hq", child="net"), lab).passed
+        assert any("IKEv1" in line or "ID_PROT" in line for line in lab.charon("gw1").log_lines())

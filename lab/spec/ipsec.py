@@ -19,6 +19,10 @@ CloseAction = Literal["none", "trap", "start"]
 class Auth(Spec):
     auth: Literal["psk", "pubkey"] = "psk"
     id: str | None = None
+    # Local side: certificates (names from the scenario's `pki`) this node proves itself with.
+    certs: list[str] = []
+    # Remote side: the CAs (names from `pki`) the peer's certificate must chain up to.
+    cacerts: list[str] = []
 
 
 class Child(Spec):
@@ -78,3 +82,11 @@ class IpsecNode(Spec):
     charon: Charon = Charon()
     connections: dict[str, Connection] = {}
     secrets: list[Secret] = []
+    # CA certificates (names from `pki`) installed in swanctl/x509ca: roots and intermediates.
+    trust: list[str] = []
+
+    def credential_refs(self) -> tuple[set[str], set[str]]:
+        """(certificate names, CA names) this node's configuration refers to."""
+        certs = {c for conn in self.connections.values() for c in conn.local.certs}
+        cas = set(self.trust) | {c for conn in self.connections.values() for c in conn.remote.cacerts}
+        return certs, cas

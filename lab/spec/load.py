@@ -18,6 +18,7 @@ from lab.spec.errors import Problem, SpecError
 from lab.spec.ipsec import IpsecNode
 from lab.spec.merge import deep_merge
 from lab.spec.scenario import Scenario
+from lab.pki import PkiSpec
 from lab.spec.topology import Timer, Topology
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,6 +34,7 @@ class LoadedScenario:
     path: Path
     timers: dict[str, Timer]
     ipsec: dict[str, dict[str, Any]]  # per node, merged, timer references replaced
+    pki: PkiSpec
 
     @property
     def name(self) -> str:
@@ -170,7 +172,8 @@ def load_scenario(name_or_path: str | Path) -> LoadedScenario:
         in_scenario = node in spec.ipsec
         _validate(IpsecNode, doc if in_scenario else topo_doc, raw, ("ipsec", node))
 
-    loaded = LoadedScenario(spec, topo, path, timers, ipsec)
+    pki = PkiSpec(cas={**topo.pki.cas, **spec.pki.cas}, certs={**topo.pki.certs, **spec.pki.certs})
+    loaded = LoadedScenario(spec, topo, path, timers, ipsec, pki)
     problems += _references(doc, loaded)
     if problems:
         raise SpecError(problems)
@@ -198,6 +201,9 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
                                                                  f"interfaces: {', '.join(topo.interfaces(cap.node))}"))
     capture_names = [c.name for c in spec.captures]
 
+    for node, raw in sc.ipsec.items():
+        problems += _credentials(doc if node in spec.ipsec else None, ("ipsec", node), IpsecNode.model_validate(raw), sc)
+
     # Walk the steps in the order a fix phase applies them, so each swanctl patch is
     # validated against the configuration it will really meet.
     config = {n: dict(raw) for n, raw in sc.ipsec.items()}
@@ -210,10 +216,12 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
             if step.kind == "swanctl":
                 config[step.node] = deep_merge(config[step.node], step.set)
                 try:
-                    IpsecNode.model_validate(config[step.node])
+                    patched = IpsecNode.model_validate(config[step.node])
                 except ValidationError as exc:
                     problems += _problems(doc, exc, loc + ("set",))
                     broken.add(step.node)
+                else:
+                    problems += _credentials(doc, loc + ("set",), patched, sc)
             if step.kind in ("initiate", "terminate"):
                 problems += _sa_refs(doc, loc, IpsecNode.model_validate(config[step.node]), step.ike, step.child)
 
@@ -228,6 +236,18 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
                 problems += _sa_refs(doc, (section, i), IpsecNode.model_validate(sc.ipsec[check.node]),
                                      check.ike, check.child)
     return problems
+
+
+def _credentials(doc: yamlpos.Document | None, loc: tuple, node: IpsecNode, sc: LoadedScenario) -> list[Problem]:
+    """Certificates and CAs a node names must exist in the scenario's `pki`."""
+    certs, cas = node.credential_refs()
+    unknown = [f"certificate '{c}'" for c in sorted(certs - set(sc.pki.certs))]
+    unknown += [f"CA '{c}'" for c in sorted(cas - set(sc.pki.cas))]
+    if not unknown:
+        return []
+    where = doc or yamlpos.load(sc.path)
+    allowed = f"pki certs: {', '.join(sc.pki.certs) or 'none'}; pki cas: {', '.join(sc.pki.cas) or 'none'}"
+    return [where.problem(loc, f"unknown {', '.join(unknown)}; {allowed}")]
 
 
 def _sa_refs(doc: yamlpos.Document, loc: tuple, node: IpsecNode, ike: str | None, child: str | None) -> list[Problem]:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from lab.capture import CaptureSpec
 from lab.checks import CHECKS
+from lab.pki import PkiSpec
 from lab.spec.base import NodeName, Spec, Text
 from lab.spec.topology import Timer
 from lab.steps import STEPS
@@ -41,6 +42,7 @@ class Scenario(Spec):
     source: Source
     topology: str
     timers: dict[str, Timer] = {}
+    pki: PkiSpec = PkiSpec()
     ipsec: dict[NodeName, dict[str, Any]] = {}
     captures: list[CaptureSpec] = []
     start: list[StepSpec] = []

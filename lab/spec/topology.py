@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from lab.pki import PkiSpec
 from lab.spec.base import IfaceAddr, IfName, IpAddr, NodeName, RouteDst, Spec, Text
 
 Role = Literal["host", "router", "nat", "ipsec"]
@@ -71,6 +72,7 @@ class Topology(Spec):
     # Healthy strongSwan set-up of the gateways; scenarios override it key by key.
     ipsec: dict[NodeName, dict[str, Any]] = {}
     timers: dict[str, Timer] = {}
+    pki: PkiSpec = PkiSpec()
 
     def interfaces(self, node: str) -> list[str]:
         return [end.intf for link in self.links for end in link.ends if end.node == node]

@@ -6,6 +6,7 @@ the lab see the same daemon.
 """
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,10 +102,26 @@ class Charon:
     # -- configuration ----------------------------------------------------
     def _write_swanctl(self) -> None:
         (self.swanctl_dir / "swanctl.conf").write_text(render.swanctl_conf(self.node, self.lab.run_id, self.spec))
+        self._install_credentials()
+
+    def _install_credentials(self) -> None:
+        """swanctl/x509 (own certs), private (their keys), x509ca (trusted and intermediate CAs)."""
+        certs, _ = self.spec.credential_refs()
+        files = {"x509": {n: self.lab.credentials.cert(n) for n in certs} if certs else {},
+                 "private": {n: self.lab.credentials.key(n) for n in certs} if certs else {},
+                 "x509ca": {n: self.lab.credentials.cert(n) for n in self.spec.trust}}
+        for sub, wanted in files.items():
+            folder = self.swanctl_dir / sub
+            if folder.exists():
+                shutil.rmtree(folder)  # a reload must also forget what the change removed
+            folder.mkdir()
+            for name, source in wanted.items():
+                shutil.copyfile(source, folder / f"{name}.pem")
 
     def load(self) -> None:
         """`swanctl --load-all` inside the node: what an engineer runs after editing."""
-        self.lab.exec(self.node, ["env", *(f"{k}={v}" for k, v in self.env.items()), "swanctl", "--load-all"])
+        self.lab.exec(self.node, ["env", *(f"{k}={v}" for k, v in self.env.items()),
+                                  "swanctl", "--load-all", "--clear", "--noprompt"])
 
     def change(self, patch: dict[str, Any]) -> None:
         self.raw = deep_merge(self.raw, patch)

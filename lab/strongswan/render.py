@@ -10,6 +10,8 @@ from lab.spec.ipsec import IpsecNode
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("lab.strongswan", "templates"),
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+# Credentials are installed as <name>.pem in swanctl/x509, x509ca and private.
+_ENV.filters["add_pem"] = lambda name: f"{name}.pem"
 
 
 def strongswan_conf(node: str, run_id: str, spec: IpsecNode, socket: Path, log: Path) -> str:

@@ -1,0 +1,91 @@
+"""A PKI made fresh for every run with strongSwan's `pki` tool: CAs, intermediates, gateway certs.
+
+Keys and certificates never enter the repository; they live in the run's output.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from lab.errors import LabError
+from lab.spec.base import Spec
+
+LIFETIME_DAYS = "30"
+
+
+class Authority(Spec):
+    cn: str
+    # None: a self-signed root; otherwise the name of the issuing CA (an intermediate).
+    issuer: str | None = None
+
+
+class Certificate(Spec):
+    cn: str
+    issuer: str
+    san: list[str] = Field(min_length=1)
+
+
+class PkiSpec(Spec):
+    cas: dict[str, Authority] = {}
+    certs: dict[str, Certificate] = {}
+
+    @model_validator(mode="after")
+    def _issuers_exist(self) -> "PkiSpec":
+        for name, entry in [*self.cas.items(), *self.certs.items()]:
+            if entry.issuer is not None and entry.issuer not in self.cas:
+                raise ValueError(f"'{name}' is issued by unknown CA '{entry.issuer}'; CAs: {', '.join(self.cas) or 'none'}")
+        seen: list[str] = []
+        for name in self.cas:  # issuers must come first: roots, then what they sign
+            issuer = self.cas[name].issuer
+            if issuer is not None and issuer not in seen:
+                raise ValueError(f"CA '{name}' is listed before its issuer '{issuer}'")
+            seen.append(name)
+        return self
+
+
+class Credentials:
+    """The files of a generated PKI: `cert(name)`, `key(name)`, `ca(name)`."""
+
+    def __init__(self, spec: PkiSpec, directory: Path):
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "pki.conf"
+        conf.write_text("pki {\n    load = pem pkcs1 pkcs8 x509 openssl random\n}\n")
+        self._env = {**os.environ, "STRONGSWAN_CONF": str(conf)}
+        for name, ca in spec.cas.items():
+            self._key(name)
+            if ca.issuer is None:
+                self._pki(name, "--self", "--ca", "--in", str(self.key(name)), "--type", "priv",
+                          "--dn", f"CN={ca.cn}")
+            else:
+                self._issue(name, ca.issuer, ca.cn, [], ca=True)
+        for name, cert in spec.certs.items():
+            self._key(name)
+            self._issue(name, cert.issuer, cert.cn, cert.san, ca=False)
+
+    def cert(self, name: str) -> Path:
+        return self.dir / f"{name}.crt.pem"
+
+    def key(self, name: str) -> Path:
+        return self.dir / f"{name}.key.pem"
+
+    def _key(self, name: str) -> None:
+        self._pki(name, "--gen", "--type", "ecdsa", "--size", "256", output=self.key(name))
+
+    def _issue(self, name: str, issuer: str, cn: str, sans: list[str], ca: bool) -> None:
+        args = ["--issue", "--cacert", str(self.cert(issuer)), "--cakey", str(self.key(issuer)),
+                "--in", str(self.key(name)), "--type", "priv", "--dn", f"CN={cn}"]
+        args += [a for san in sans for a in ("--san", san)]
+        self._pki(name, *args, *(["--ca"] if ca else []))
+
+    def _pki(self, name: str, *args: str, output: Path | None = None) -> None:
+        argv = ["pki", *args, "--outform", "pem"]
+        if "--gen" not in args:
+            argv += ["--lifetime", LIFETIME_DAYS]
+        proc = subprocess.run(argv, capture_output=True, env=self._env)
+        if proc.returncode != 0:
+            raise LabError(f"pki for '{name}' failed: {proc.stderr.decode(errors='replace').strip()}")
+        (output or self.cert(name)).write_bytes(proc.stdout)
