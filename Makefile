@@ -29,9 +29,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# PORT=...: the scenario's `port` parameter (e.g. the IKE TCP port of tcp-asym)
 scenario: $(STAMP)
-	@[ -n "$(NAME)" ] || { echo "usage: make scenario NAME=<scenario>   (make list shows them)"; exit 2; }
-	$(LAB) run $(NAME) --out $(OUT)
+	@[ -n "$(NAME)" ] || { echo "usage: make scenario NAME=<scenario> [PORT=<port>]   (make list shows them)"; exit 2; }
+	$(LAB) run $(NAME) --out $(OUT) $(if $(PORT),--param port=$(PORT))
 
 list: $(STAMP)
 	@$(LAB) list

@@ -24,9 +24,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _load(name: str):
+def _load(name: str, params: list[str] | None = None):
     try:
-        return load_scenario(name)
+        pairs = dict(p.split("=", 1) for p in params or [] if "=" in p)
+        bad = [p for p in params or [] if "=" not in p]
+        if bad:
+            err.print(f"--param takes NAME=VALUE, not '{bad[0]}'")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        return load_scenario(name, pairs)
     except SpecError as exc:
         err.print(f"[red]invalid scenario[/red] ({len(exc.problems)} problem(s)); nothing was built:")
         for problem in exc.problems:
@@ -66,12 +71,13 @@ def validate(scenarios: list[str]) -> None:
 @app.command()
 def run(name: str = typer.Argument(..., help="scenario name (scenarios/) or path to a scenario file"),
         out: Path = typer.Option(Path("results"), "--out", help="results go to OUT/NAME/"),
+        param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE, a scenario parameter (repeatable)"),
         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Run baseline, fault and fix; write OUT/NAME/result.json."""
     from lab.progress import Progress
     from lab.runner import run_scenario
 
-    sc = _load(name)
+    sc = _load(name, param)
     _need_root()
     _terminate_as_interrupt()
     try:

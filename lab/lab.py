@@ -22,6 +22,7 @@ from lab.pki import Credentials
 from lab.spec.ipsec import IpsecNode
 from lab.spec.load import LoadedScenario
 from lab.strongswan.daemon import Charon
+from lab.transport.process import Relay, add_addresses
 
 
 class Lab:
@@ -34,6 +35,7 @@ class Lab:
         self.credentials: Credentials | None = None
         self._charons: dict[str, Charon] = {}
         self._captures: dict[str, Capture] = {}
+        self._relays: dict[str, Relay] = {}
         self._procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> "Lab":
@@ -57,10 +59,14 @@ class Lab:
         # Captures first, so they see the first IKE packet.
         for spec in self.scenario.spec.captures:
             self._captures[spec.name] = Capture(self, spec)
+        for node, spec in self.scenario.tcp_encap.items():
+            add_addresses(self, node, spec)
         for node, raw in self.scenario.ipsec.items():
             charon = Charon(self, node, raw)
             self._charons[node] = charon
             charon.start()
+        for node, spec in self.scenario.tcp_encap.items():
+            self._relays[node] = Relay(self, node, spec)
 
     def teardown(self) -> None:
         errors = []
@@ -104,6 +110,9 @@ class Lab:
 
     def capture(self, name: str) -> Capture:
         return self._captures[name]
+
+    def relay(self, node: str) -> Relay:
+        return self._relays[node]
 
     def nat_t_ports(self) -> frozenset[int]:
         """Every port a gateway of this lab may carry ESP-in-UDP on."""

@@ -54,8 +54,8 @@ class Network:
         for i, end in enumerate(ends):
             self._net.addLink(self.nodes[end.node], bridge, intfName1=end.intf, intfName2=f"p{i}")
         self.exec(name, ["ip", "-batch", "-"], input="\n".join(
-            [f"link add {BRIDGE} type bridge", f"link set {BRIDGE} up"]
-            + [f"link set p{i} master {BRIDGE} up" for i in range(len(ends))]))
+            [f"link add {BRIDGE} type bridge", f"link set dev {BRIDGE} up"]
+            + [f"link set dev p{i} master {BRIDGE} up" for i in range(len(ends))]))
 
     def _configure(self, name: str) -> None:
         spec = self.topology.nodes[name]
@@ -64,14 +64,17 @@ class Network:
             for end in link.ends:
                 if end.node == name:
                     cmds += [f"addr add {addr} dev {end.intf}" for addr in end.addr]
-                    cmds.append(f"link set {end.intf} up")
+                    cmds.append(f"link set dev {end.intf} up")
         for route in spec.routes:
             cmd = f"route add {route.dst}"
             for key in ("via", "dev", "table", "metric"):
                 if getattr(route, key) is not None:
                     cmd += f" {key} {getattr(route, key)}"
             cmds.append(cmd)
+        cmds += ["rule add " + " ".join(rule.ip_args()) for rule in spec.rules]
         self.exec(name, ["ip", "-batch", "-"], input="\n".join(cmds))
+        if spec.nft:
+            self.exec(name, ["nft", "-f", "-"], input=spec.nft)
         if spec.role in FORWARDING_ROLES:
             self.exec(name, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         if spec.nat:

@@ -102,6 +102,7 @@ def read(path: Path, local_mac: str, bpf: str = "", nat_t_ports: frozenset[int] 
         elif ip.frag == 0 and ip.haslayer(TCP):
             tcp = ip[TCP]
             pkt.sport, pkt.dport, pkt.tcp_flags = tcp.sport, tcp.dport, str(tcp.flags)
+            _classify_tcp(pkt, bytes(tcp.payload))
         elif ip.haslayer(ICMP):
             pkt.proto = f"ICMP type {ip[ICMP].type}"
         packets.append(pkt)
@@ -117,6 +118,21 @@ def _classify_udp(pkt: Packet, payload: bytes, nat_t_ports: frozenset[int]) -> N
         pkt.proto = "UDP NAT-keepalive"
     elif len(payload) >= 8 and {pkt.sport, pkt.dport} & nat_t_ports:
         pkt.esp = True
+
+
+def _classify_tcp(pkt: Packet, payload: bytes) -> None:
+    """IKE/ESP framed per RFC 9329 in one segment (the relay writes each frame at once)."""
+    if payload.startswith(b"IKETCP"):
+        payload = payload[6:]
+    while len(payload) >= 2:
+        length = int.from_bytes(payload[:2], "big")
+        if length < 6 or length > len(payload):
+            return
+        message, payload = payload[2:length], payload[length:]
+        if message.startswith(b"\0\0\0\0"):
+            pkt.ike = pkt.ike or parse_ike(message[4:])
+        else:
+            pkt.esp = True
 
 
 def _plain_ike(payload: bytes) -> bool:

@@ -50,7 +50,9 @@ class Progress:
         if self.quiet:
             return
         verdict = "[green]held[/green]" if passed else "[red]did not hold[/red]"
-        self.console.print(f"  {name} {verdict} in {duration:.1f}s" + (f": {error}" if error else ""))
+        self.console.print(f"  {name} {verdict} in {duration:.1f}s", end=": " if error else "\n")
+        if error:
+            self.console.print(error, markup=False)
 
     def verdict(self, name: str, passed: bool, duration: float, result_path: str) -> None:
         if self.quiet:

@@ -54,3 +54,20 @@ def test_read_classifies_and_orients(tmp_path):
     assert got[3].proto == "UDP NAT-keepalive"
     assert got[4].fragment
     assert [p.dport for p in packets.read(path, MAC, bpf="udp port 500")] == [500]
+
+
+def test_ike_and_esp_framed_in_tcp(tmp_path):
+    from scapy.layers.inet import TCP
+
+    from lab.transport.framing import PREFIX, frame
+
+    first = PREFIX + frame(b"\0\0\0\0" + ike(34, False))
+    later = frame(b"\x01\x02\x03\x04" + b"\0" * 40) + frame(b"\0\0\0\0" + ike(35, True, msgid=1))
+    frames = [Ether(src="02:00:00:00:00:02", dst=MAC) / IP(src="192.0.2.10", dst="203.0.113.2")
+              / TCP(sport=40000, dport=443, flags="PA") / payload for payload in (first, later)]
+    path = tmp_path / "tcp.pcap"
+    wrpcap(str(path), frames)
+    got = packets.read(path, MAC)
+    assert got[0].ike.exchange == "IKE_SA_INIT" and not got[0].esp
+    assert got[1].esp and got[1].ike.exchange == "IKE_AUTH"
+    assert got[1].summary().startswith("in 192.0.2.10:40000 > 203.0.113.2:443 TCP IKE_AUTH response 1")

@@ -110,7 +110,7 @@ def test_unknown_timer_reference(tmp_path):
     text = GOOD.replace("topology: site-to-site\n",
                         "topology: site-to-site\nipsec:\n  gw1:\n    connections:\n      hq:\n        dpd_delay: ${dpd}\n")
     [p] = problems(write(tmp_path, text))
-    assert "unknown timer 'dpd'" in p.message and "retransmit_timeout" in p.message
+    assert "unknown reference '${dpd}'" in p.message and "retransmit_timeout" in p.message
     assert p.line == line_of(text, "${dpd}")
 
 
@@ -151,3 +151,24 @@ def test_pki_issuer_must_exist(tmp_path):
         "issuing: {cn: Lab Issuing CA 2026, issuer: root}", "issuing: {cn: Lab Issuing CA 2026, issuer: toor}")
     [p] = problems(write(tmp_path, text.replace("topology: site-to-site", f"topology: {SITE}")))
     assert "unknown CA 'toor'" in p.message and p.key == "pki"
+
+
+PARAMS = GOOD.replace("topology: site-to-site\n", """topology: site-to-site
+params:
+  port: {default: 443, description: {en: IKE TCP port, zh: IKE TCP 端口}}
+""").replace("platform: strongSwan swanctl.conf on gw2\n      commands: |\n        secrets",
+             "platform: strongSwan swanctl.conf on gw2\n      commands: |\n        # port ${port}\n        secrets", 1)
+
+
+def test_params_default_override_and_embedding(tmp_path):
+    path = write(tmp_path, PARAMS)
+    assert "# port 443" in load_scenario(path).spec.fault.vendor[0].commands
+    assert "# port 10443" in load_scenario(path, {"port": "10443"}).spec.fault.vendor[0].commands
+
+
+def test_unknown_or_bad_param(tmp_path):
+    path = write(tmp_path, PARAMS)
+    with pytest.raises(SpecError, match="no parameter 'prot'; parameters: port"):
+        load_scenario(path, {"prot": "1"})
+    with pytest.raises(SpecError, match="'https' is not a valid port"):
+        load_scenario(path, {"port": "https"})

@@ -43,6 +43,8 @@ class Capture(Check):
     filter: str = ""
     direction: Literal["in", "out", "any"] = "any"
     ike: IkeMatch | None = None
+    # only ESP packets (ESP-in-UDP, or ESP framed in TCP)
+    esp: bool = False
     expect: Literal["present", "absent"] = "present"
     min_count: int = Field(1, ge=1)
 
@@ -53,6 +55,8 @@ class Capture(Check):
         parts = [f"'{self.filter}'" if self.filter else "any packet"]
         if self.ike:
             parts.append(self.ike.text())
+        if self.esp:
+            parts.append("ESP")
         if self.direction != "any":
             parts.append(self.direction)
         return " ".join(parts)
@@ -62,13 +66,16 @@ class Capture(Check):
         return f"capture {self.capture}: {self.describe_match()} {self.expect}{count}"
 
     def probe(self, lab: "Lab") -> Probe:
-        packets = lab.capture(self.capture).packets(self.filter)
+        capture = lab.capture(self.capture)
+        packets = capture.packets(self.filter)
         hits = [p for p in packets
                 if (self.direction == "any" or p.direction == self.direction)
-                and (self.ike is None or self.ike.matches(p.ike))]
+                and (self.ike is None or self.ike.matches(p.ike))
+                and (not self.esp or p.esp)]
         present = len(hits) >= self.min_count
+        where = f"{capture.spec.node}:{capture.spec.intf}"
         if hits:
-            observed = f"{len(hits)} matching on {self.capture}: " + "; ".join(p.summary() for p in hits[:SHOWN])
+            observed = f"{len(hits)} on {where}: " + "; ".join(p.summary() for p in hits[:SHOWN])
         else:
-            observed = f"none of the {len(packets)} packets passing the filter on {self.capture} match"
+            observed = f"none on {where} ({len(packets)} packets pass the filter)"
         return Probe(present == (self.expect == "present"), observed)

@@ -19,6 +19,8 @@ class Log(Check):
     node: str
     pattern: str
     expect: Literal["present", "absent"] = "present"
+    # charon's log, or the TCP relay's (IKE/ESP over TCP)
+    source: Literal["charon", "relay"] = "charon"
 
     @field_validator("pattern")
     @classmethod
@@ -33,12 +35,15 @@ class Log(Check):
         return self.expect == "present"
 
     def expectation(self) -> str:
-        return f"{self.node} charon log {self.expect}: /{self.pattern}/"
+        return f"{self.node} {self.source} log {self.expect}: /{self.pattern}/"
 
     def probe(self, lab: "Lab") -> Probe:
-        lines = lab.charon(self.node).log_lines()
+        if self.source == "relay":
+            lines = lab.relay(self.node).log_text().splitlines()
+        else:
+            lines = lab.charon(self.node).log_lines()
         regex = re.compile(self.pattern)
         hit = next((line for line in lines if regex.search(line)), None)
         if hit is not None:
             return Probe(self.expect == "present", hit)
-        return Probe(self.expect == "absent", f"no match in {len(lines)} lines of {self.node}'s charon log")
+        return Probe(self.expect == "absent", f"no match in {len(lines)} lines of {self.node}'s {self.source} log")

@@ -17,12 +17,13 @@ from lab.spec import yamlpos
 from lab.spec.errors import Problem, SpecError
 from lab.spec.ipsec import IpsecNode
 from lab.spec.merge import deep_merge
-from lab.spec.scenario import Scenario
+from lab.spec.scenario import Scenario, ScenarioHead
 from lab.pki import PkiSpec
+from lab.transport.spec import TcpEncap
 from lab.spec.topology import Timer, Topology
 
 M = TypeVar("M", bound=BaseModel)
-_TIMER_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class LoadedScenario:
     timers: dict[str, Timer]
     ipsec: dict[str, dict[str, Any]]  # per node, merged, timer references replaced
     pki: PkiSpec
+    tcp_encap: dict[str, TcpEncap]
 
     @property
     def name(self) -> str:
@@ -102,27 +104,33 @@ def load_topology(path: Path) -> tuple[Topology, yamlpos.Document]:
     return topo, doc
 
 
-def _ipsec_nodes(doc: yamlpos.Document, topo: Topology, ipsec: dict, prefix: tuple) -> list[Problem]:
+def _ipsec_nodes(doc: yamlpos.Document, topo: Topology, ipsec: dict, prefix: tuple,
+                 key: str = "ipsec") -> list[Problem]:
     gateways = [n for n, spec in topo.nodes.items() if spec.role == "ipsec"]
-    return [doc.problem(prefix + ("ipsec", node),
+    return [doc.problem(prefix + (key, node),
                         f"'{node}' is not an IPsec gateway of topology '{topo.name}'; gateways: {', '.join(gateways) or 'none'}")
             for node in ipsec if node not in gateways]
 
 
-def _resolve_timers(doc: yamlpos.Document, data: Any, timers: dict[str, Timer], loc: tuple,
-                    problems: list[Problem]) -> Any:
+def _resolve(doc: yamlpos.Document, data: Any, values: dict[str, Any], loc: tuple,
+             problems: list[Problem]) -> Any:
+    """`${name}`: a timer's lab value or a parameter. A value that is only a reference takes
+    the referenced value's type; a reference inside a longer string is written into it."""
     if isinstance(data, dict):
-        return {k: _resolve_timers(doc, v, timers, loc + (k,), problems) for k, v in data.items()}
+        return {k: _resolve(doc, v, values, loc + (k,), problems) for k, v in data.items()}
     if isinstance(data, list):
-        return [_resolve_timers(doc, v, timers, loc + (i,), problems) for i, v in enumerate(data)]
-    match = _TIMER_REF.match(data) if isinstance(data, str) else None
-    if match:
-        name = match.group(1)
-        if name not in timers:
-            problems.append(doc.problem(loc, f"unknown timer '{name}'; timers: {', '.join(timers) or 'none'}"))
-            return data
-        return timers[name].lab
-    return data
+        return [_resolve(doc, v, values, loc + (i,), problems) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+    unknown = [n for n in _REF.findall(data) if n not in values]
+    if unknown:
+        problems.append(doc.problem(loc, f"unknown reference '${{{unknown[0]}}}'; timers and parameters: "
+                                         f"{', '.join(values) or 'none'}"))
+        return data
+    whole = _REF.fullmatch(data)
+    if whole:
+        return values[whole.group(1)]
+    return _REF.sub(lambda m: str(values[m.group(1)]), data)
 
 
 def find_scenario(name_or_path: str) -> Path:
@@ -147,37 +155,65 @@ def _topology_path(ref: str, scenario_path: Path) -> Path | None:
     return None
 
 
-def load_scenario(name_or_path: str | Path) -> LoadedScenario:
+def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None) -> LoadedScenario:
+    """`params` override the scenario's declared parameters (`lab run --param port=10443`)."""
     path = find_scenario(str(name_or_path))
     doc = yamlpos.load(path)
-    spec = _validate(Scenario, doc, doc.data)
-    topo_path = _topology_path(spec.topology, path)
+    head = _validate(ScenarioHead, doc, {k: doc.data[k] for k in ScenarioHead.model_fields if k in doc.data})
+    topo_path = _topology_path(head.topology, path)
     if topo_path is None:
         known = ", ".join(sorted(p.stem for p in paths.TOPOLOGIES.glob("*.yaml")))
-        raise SpecError([doc.problem(("topology",), f"no topology '{spec.topology}' (neither a file next to the "
+        raise SpecError([doc.problem(("topology",), f"no topology '{head.topology}' (neither a file next to the "
                                                     f"scenario nor in topologies/: {known})")])
     topo, topo_doc = load_topology(topo_path)
+    timers = {**topo.timers, **head.timers}
+    values: dict[str, Any] = {name: t.lab for name, t in timers.items()}
+    values.update(_param_values(doc, head, params or {}))
 
     problems: list[Problem] = []
-    timers = {**topo.timers, **spec.timers}
-    problems += _ipsec_nodes(doc, topo, spec.ipsec, ())
-    ipsec: dict[str, dict[str, Any]] = {}
-    for node in [n for n, s in topo.nodes.items() if s.role == "ipsec"]:
-        base = _resolve_timers(topo_doc, topo.ipsec.get(node, {}), timers, ("ipsec", node), problems)
-        over = _resolve_timers(doc, spec.ipsec.get(node, {}), timers, ("ipsec", node), problems)
-        ipsec[node] = deep_merge(base, over)
+    own = ("timers", "params")
+    data = _resolve(doc, {k: v for k, v in doc.data.items() if k not in own}, values, (), problems)
     if problems:
         raise SpecError(problems)
-    for node, raw in ipsec.items():
-        in_scenario = node in spec.ipsec
-        _validate(IpsecNode, doc if in_scenario else topo_doc, raw, ("ipsec", node))
+    spec = _validate(Scenario, doc, {**data, **{k: doc.data[k] for k in own if k in doc.data}})
+
+    def merged(key: str, node: str) -> tuple[dict[str, Any], yamlpos.Document]:
+        base = _resolve(topo_doc, getattr(topo, key).get(node, {}), values, (key, node), problems)
+        over = getattr(spec, key).get(node, {})
+        return deep_merge(base, over), (doc if node in getattr(spec, key) else topo_doc)
+
+    problems += _ipsec_nodes(doc, topo, spec.ipsec, ())
+    problems += _ipsec_nodes(doc, topo, spec.tcp_encap, (), key="tcp_encap")
+    problems += _ipsec_nodes(topo_doc, topo, topo.tcp_encap, (), key="tcp_encap")
+    gateways = [n for n, s in topo.nodes.items() if s.role == "ipsec"]
+    ipsec = {node: merged("ipsec", node) for node in gateways}
+    encap = {node: merged("tcp_encap", node) for node in {*topo.tcp_encap, *spec.tcp_encap} if node in gateways}
+    if problems:
+        raise SpecError(problems)
+    for node, (raw, where) in ipsec.items():
+        _validate(IpsecNode, where, raw, ("ipsec", node))
+    tcp_encap = {node: _validate(TcpEncap, where, raw, ("tcp_encap", node)) for node, (raw, where) in encap.items()}
 
     pki = PkiSpec(cas={**topo.pki.cas, **spec.pki.cas}, certs={**topo.pki.certs, **spec.pki.certs})
-    loaded = LoadedScenario(spec, topo, path, timers, ipsec, pki)
+    loaded = LoadedScenario(spec, topo, path, timers, {n: raw for n, (raw, _) in ipsec.items()}, pki, tcp_encap)
     problems += _references(doc, loaded)
     if problems:
         raise SpecError(problems)
     return loaded
+
+
+def _param_values(doc: yamlpos.Document, head: "ScenarioHead", overrides: dict[str, str]) -> dict[str, Any]:
+    values = {name: p.default for name, p in head.params.items()}
+    for name, text in overrides.items():
+        if name not in head.params:
+            raise SpecError([doc.problem(("params",), f"no parameter '{name}'; parameters: "
+                                                      f"{', '.join(head.params) or 'none'}")])
+        try:
+            values[name] = type(head.params[name].default)(text)
+        except ValueError:
+            raise SpecError([doc.problem(("params", name), f"'{text}' is not a valid {name} "
+                                                           f"(like the default, {head.params[name].default!r})")]) from None
+    return values
 
 
 def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:

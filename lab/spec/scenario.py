@@ -34,6 +34,21 @@ class Source(Spec):
     section: Text | None = None
 
 
+class Param(Spec):
+    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the file."""
+
+    default: int | str
+    description: Text | None = None
+
+
+class ScenarioHead(Spec):
+    """What must be known before the rest of a scenario can be read: its references."""
+
+    topology: str
+    timers: dict[str, Timer] = {}
+    params: dict[str, Param] = {}
+
+
 class Scenario(Spec):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: Text
@@ -42,7 +57,9 @@ class Scenario(Spec):
     source: Source
     topology: str
     timers: dict[str, Timer] = {}
+    params: dict[str, Param] = {}
     pki: PkiSpec = PkiSpec()
+    tcp_encap: dict[NodeName, dict[str, Any]] = {}
     ipsec: dict[NodeName, dict[str, Any]] = {}
     captures: list[CaptureSpec] = []
     start: list[StepSpec] = []

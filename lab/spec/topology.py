@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from lab.pki import PkiSpec
-from lab.spec.base import IfaceAddr, IfName, IpAddr, NodeName, RouteDst, Spec, Text
+from lab.spec.base import IfaceAddr, IfName, IpAddr, Network, NodeName, RouteDst, Spec, Text
 
 Role = Literal["host", "router", "nat", "ipsec"]
 # Roles whose node forwards packets between its interfaces.
@@ -21,6 +21,26 @@ class Route(Spec):
     metric: int | None = Field(None, ge=0)
 
 
+class PolicyRule(Spec):
+    """An `ip rule`: policy routing, e.g. per-WAN source routing."""
+
+    from_: Network | None = Field(None, alias="from")
+    to: Network | None = None
+    iif: IfName | None = None
+    oif: IfName | None = None
+    fwmark: int | None = None
+    table: int = Field(ge=1, le=252)
+    priority: int = Field(ge=1, le=32765)
+
+    def ip_args(self) -> list[str]:
+        args = ["priority", str(self.priority)]
+        for flag, value in (("from", self.from_), ("to", self.to), ("iif", self.iif),
+                            ("oif", self.oif), ("fwmark", self.fwmark)):
+            if value is not None:
+                args += [flag, str(value)]
+        return args + ["table", str(self.table)]
+
+
 class Nat(Spec):
     """Source NAT (masquerade) out of one interface, with the conntrack timers NAT cases hinge on."""
 
@@ -32,6 +52,9 @@ class Nat(Spec):
 class Node(Spec):
     role: Role
     routes: list[Route] = []
+    rules: list[PolicyRule] = []
+    # nftables ruleset loaded when the node is built (e.g. an ISP's BCP 38 filter)
+    nft: str | None = None
     nat: Nat | None = None
     description: Text | None = None
 
@@ -73,6 +96,8 @@ class Topology(Spec):
     ipsec: dict[NodeName, dict[str, Any]] = {}
     timers: dict[str, Timer] = {}
     pki: PkiSpec = PkiSpec()
+    # Per gateway: charon's UDP carried over TCP (RFC 9329) by the lab's relay.
+    tcp_encap: dict[NodeName, dict[str, Any]] = {}
 
     def interfaces(self, node: str) -> list[str]:
         return [end.intf for link in self.links for end in link.ends if end.node == node]

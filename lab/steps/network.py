@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from lab.spec.base import IfName, IpAddr, Network, RouteDst
+from lab.spec.base import IfName, IpAddr, RouteDst
+from lab.spec.topology import PolicyRule
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
@@ -49,26 +50,14 @@ class Route(Step):
 
 
 @register
-class Rule(Step):
+class Rule(PolicyRule, Step):
     """Policy routing (`ip rule`): the tool behind per-WAN source routing."""
 
     kind: Literal["rule"] = "rule"
     action: Literal["add", "delete"] = "add"
-    from_: Network | None = Field(None, alias="from")
-    to: Network | None = None
-    iif: IfName | None = None
-    oif: IfName | None = None
-    fwmark: int | None = None
-    table: int = Field(ge=1, le=252)
-    priority: int = Field(ge=1, le=32765)
 
     def argv(self) -> list[str]:
-        argv = ["ip", "rule", self.action, "priority", str(self.priority)]
-        for flag, value in (("from", self.from_), ("to", self.to), ("iif", self.iif),
-                            ("oif", self.oif), ("fwmark", self.fwmark)):
-            if value is not None:
-                argv += [flag, str(value)]
-        return argv + ["table", str(self.table)]
+        return ["ip", "rule", self.action, *self.ip_args()]
 
 
 @register

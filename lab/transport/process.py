@@ -1,0 +1,43 @@
+"""The relay as a lab process: dummy interface, config file, start, readiness."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from lab.errors import LabError
+from lab.transport.spec import TcpEncap
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
+
+READY_TIMEOUT = 10.0
+
+
+def add_addresses(lab: "Lab", node: str, spec: TcpEncap) -> None:
+    """Before charon starts: the addresses charon and the relay talk over, on the node's own
+    loopback (private to its namespace; this kernel has no dummy interfaces)."""
+    lab.exec(node, ["ip", "-batch", "-"], input="\n".join(
+        f"addr add {addr}/32 dev lo" for addr in spec.addresses()))
+
+
+class Relay:
+    def __init__(self, lab: "Lab", node: str, spec: TcpEncap):
+        self.node = node
+        self.log = lab.phase_dir / f"{node}.relay.log"
+        config = lab.phase_dir / node / "relay.json"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps({**spec.model_dump(), "log": str(self.log)}, indent=2))
+        self.proc = lab.spawn(node, [sys.executable, "-m", "lab.transport.relay", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=(lab.phase_dir / node / "relay.stderr").open("w"))
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "] ready" not in self.log_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                stderr = (lab.phase_dir / node / "relay.stderr").read_text().strip().splitlines()
+                raise LabError(f"TCP relay on {node} did not start: {stderr[-1] if stderr else self.log_text()}")
+            time.sleep(0.01)
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
