@@ -107,6 +107,9 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     for fig in doc["scenarios"]:
         phases = " ".join(f"{k}={v:.2f}s" for k, v in fig["phases_median_s"].items())
         print(f"{fig['scenario']:<22} median {fig['median_s']:.2f}s  {phases}  {'ok' if fig['passed'] else 'FAILED'}")
+    for mode, rtt in doc["tunnel_rtt_ms"].items():
+        print(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
+                                                 if "avg" in rtt else rtt["error"]))
     print(f"written: {out}")
 
 

@@ -14,6 +14,13 @@ EXCHANGES = {34: "IKE_SA_INIT", 35: "IKE_AUTH", 36: "CREATE_CHILD_SA", 37: "INFO
              2: "IKEv1_MAIN", 4: "IKEv1_AGGRESSIVE", 5: "IKEv1_INFORMATIONAL", 32: "IKEv1_QUICK"}
 
 
+# strongSwan's short names, so a capture summary reads like the charon log line beside it
+SHORT_NOTIFY = {"NAT_DETECTION_SOURCE_IP": "NATD_S_IP", "NAT_DETECTION_DESTINATION_IP": "NATD_D_IP",
+                "IKEV2_FRAGMENTATION_SUPPORTED": "FRAG_SUP", "SIGNATURE_HASH_ALGORITHMS": "HASH_ALG",
+                "REDIRECT_SUPPORTED": "REDIR_SUP", "MULTIPLE_AUTH_SUPPORTED": "MULT_AUTH",
+                "CHILDLESS_IKEV2_SUPPORTED": "CHDLESS_SUP", "INITIAL_CONTACT": "INIT_CONTACT"}
+
+
 @dataclass
 class Ike:
     exchange: str
@@ -24,7 +31,8 @@ class Ike:
 
     def summary(self) -> str:
         text = f"{self.exchange} {'response' if self.response else 'request'} {self.msgid}"
-        return text + (f" N({','.join(self.notifies)})" if self.notifies else "")
+        names = [SHORT_NOTIFY.get(n, n) for n in self.notifies]
+        return text + (f" N({','.join(names)})" if names else "")
 
 
 @dataclass

@@ -104,3 +104,14 @@ def test_interrupt_tears_down(tmp_path, sig, no_leaks):
     rest = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130, rest
     assert "torn down" in rest
+
+
+@pytest.mark.lab
+def test_port_parameter_moves_the_whole_case(tmp_path, no_leaks):
+    out = lab("run", "tcp-asym", "--param", "port=10443", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads((tmp_path / "tcp-asym" / "result.json").read_text())
+    fault = {c["name"]: c["observed"] for c in doc["phases"][1]["checks"]}
+    assert "out 203.0.113.2:10443 > 192.0.2.10:" in fault["fgt's SYN/ACK from 203.0.113.2 leaves on wan2"]
+    assert "on fgt:wan2" in fault["fgt's SYN/ACK from 203.0.113.2 leaves on wan2"]
+    assert "in 192.0.2.10:" in fault["the peer's SYN to 203.0.113.2:10443 arrives on wan1, and is retransmitted"]

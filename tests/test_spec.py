@@ -172,3 +172,31 @@ def test_unknown_or_bad_param(tmp_path):
         load_scenario(path, {"prot": "1"})
     with pytest.raises(SpecError, match="'https' is not a valid port"):
         load_scenario(path, {"port": "https"})
+
+
+def test_extends_merges_and_appends():
+    child, parent = load_scenario("tcp-asym-auto"), load_scenario("tcp-asym")
+    assert child.name == "tcp-asym-auto" and child.tcp_encap["peer"].mode == "auto"
+    assert child.tcp_encap["peer"].auto_threshold == child.timers["auto_transport_threshold"].lab
+    assert child.spec.symptoms == parent.spec.symptoms
+    assert child.spec.healthy[:len(parent.spec.healthy)] == parent.spec.healthy
+    assert len(child.spec.healthy) == len(parent.spec.healthy) + 2
+    assert [c.name for c in child.spec.captures] == ["fgt-wan1", "fgt-wan2", "peer-wan"]
+
+
+def test_extends_locates_problems_in_the_child(tmp_path):
+    text = "extends: psk-mismatch\nname: child\nhints+:\n  - {en: only english}\n"
+    [p] = problems(write(tmp_path, text))
+    assert p.file == tmp_path / "s.yaml" and p.key.startswith("hints[") and "zh" in p.key
+
+
+def test_extends_unknown_parent(tmp_path):
+    [p] = problems(write(tmp_path, "extends: nothing-here\nname: child\n"))
+    assert "no scenario 'nothing-here' to extend" in p.message and p.line == 1
+
+
+def test_scenario_name_matches_file_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "SCENARIOS", tmp_path)
+    text = GOOD.replace("topology: site-to-site", f"topology: {SITE}")
+    [p] = problems(write(tmp_path, text, "other-name.yaml"))
+    assert "differs from the file name" in p.message and p.key == "name"

@@ -158,7 +158,7 @@ def _topology_path(ref: str, scenario_path: Path) -> Path | None:
 def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None) -> LoadedScenario:
     """`params` override the scenario's declared parameters (`lab run --param port=10443`)."""
     path = find_scenario(str(name_or_path))
-    doc = yamlpos.load(path)
+    doc = _extended(yamlpos.load(path), params)
     head = _validate(ScenarioHead, doc, {k: doc.data[k] for k in ScenarioHead.model_fields if k in doc.data})
     topo_path = _topology_path(head.topology, path)
     if topo_path is None:
@@ -176,6 +176,9 @@ def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None
     if problems:
         raise SpecError(problems)
     spec = _validate(Scenario, doc, {**data, **{k: doc.data[k] for k in own if k in doc.data}})
+    if path.parent.resolve() == paths.SCENARIOS.resolve() and spec.name != path.stem:
+        raise SpecError([doc.problem(("name",), f"'{spec.name}' differs from the file name; scenarios/ "
+                                                f"files are named after their scenario: {path.stem}")])
 
     def merged(key: str, node: str) -> tuple[dict[str, Any], yamlpos.Document]:
         base = _resolve(topo_doc, getattr(topo, key).get(node, {}), values, (key, node), problems)
@@ -200,6 +203,20 @@ def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None
     if problems:
         raise SpecError(problems)
     return loaded
+
+
+def _extended(doc: yamlpos.Document, params: dict[str, str] | None) -> yamlpos.Document:
+    """`extends: other-scenario`: this file's keys over the other's (see deep_merge)."""
+    ref = doc.data.get("extends")
+    if ref is None:
+        return doc
+    parent_path = doc.path.parent / str(ref) if str(ref).endswith((".yaml", ".yml")) else paths.SCENARIOS / f"{ref}.yaml"
+    if not parent_path.is_file():
+        raise SpecError([doc.problem(("extends",), f"no scenario '{ref}' to extend; scenarios: {', '.join(scenario_names())}")])
+    load_scenario(parent_path)  # the parent must be valid on its own, its errors in its file
+    parent = _extended(yamlpos.load(parent_path), params)
+    own = {k: v for k, v in doc.data.items() if k != "extends"}
+    return yamlpos.Extended(doc, parent, deep_merge(parent.data, own))
 
 
 def _param_values(doc: yamlpos.Document, head: "ScenarioHead", overrides: dict[str, str]) -> dict[str, Any]:

@@ -55,6 +55,24 @@ class Document:
         return Problem(self.path, self.line(loc), dotted(loc), message)
 
 
+class Extended(Document):
+    """A scenario that `extends` another: its data is the merge; a problem is located in the
+    child where the child wrote that key (or appended to it with `key+`), else in the parent."""
+
+    def __init__(self, child: Document, parent: Document, data: Any):
+        super().__init__(child.path, data, None)
+        self.child, self.parent = child, parent
+
+    def problem(self, loc: tuple[Any, ...], message: str) -> Problem:
+        if self.child.has(loc):
+            return self.child.problem(loc, message)
+        if loc and isinstance(loc[0], str):
+            for key in (loc[0], f"{loc[0]}+"):
+                if key in self.child.data:
+                    return Problem(self.child.path, self.child.line((key,)), dotted(loc), message)
+        return self.parent.problem(loc, message)
+
+
 def dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
