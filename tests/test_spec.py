@@ -200,3 +200,13 @@ def test_scenario_name_matches_file_name(tmp_path, monkeypatch):
     text = GOOD.replace("topology: site-to-site", f"topology: {SITE}")
     [p] = problems(write(tmp_path, text, "other-name.yaml"))
     assert "differs from the file name" in p.message and p.key == "name"
+
+
+def test_relayed_gateway_ports_must_match_the_relay(tmp_path):
+    topo = (paths.TOPOLOGIES / "dual-wan.yaml").read_text().replace("port_nat_t: 4510", "port_nat_t: 4500")
+    write(tmp_path, topo, "dual.yaml")
+    text = (paths.SCENARIOS / "tcp-asym.yaml").read_text().replace("topology: dual-wan", "topology: dual.yaml")
+    ps = problems(write(tmp_path, text))
+    wrong = [p for p in ps if "charon.port_nat_t must be tcp_encap.charon_port (4510), not 4500" in p.message]
+    assert {p.key for p in wrong} == {"ipsec.fgt.charon.port_nat_t", "ipsec.peer.charon.port_nat_t"}  # one anchor
+    assert {(p.file, p.line) for p in wrong} == {(tmp_path / "dual.yaml", line_of(topo, "port_nat_t: 4500"))}

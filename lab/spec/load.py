@@ -37,6 +37,7 @@ class LoadedScenario:
     ipsec: dict[str, dict[str, Any]]  # per node, merged, timer references replaced
     pki: PkiSpec
     tcp_encap: dict[str, TcpEncap]
+    topology_doc: yamlpos.Document
 
     @property
     def name(self) -> str:
@@ -198,7 +199,8 @@ def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None
     tcp_encap = {node: _validate(TcpEncap, where, raw, ("tcp_encap", node)) for node, (raw, where) in encap.items()}
 
     pki = PkiSpec(cas={**topo.pki.cas, **spec.pki.cas}, certs={**topo.pki.certs, **spec.pki.certs})
-    loaded = LoadedScenario(spec, topo, path, timers, {n: raw for n, (raw, _) in ipsec.items()}, pki, tcp_encap)
+    loaded = LoadedScenario(spec, topo, path, timers, {n: raw for n, (raw, _) in ipsec.items()}, pki, tcp_encap,
+                            topo_doc)
     problems += _references(doc, loaded)
     if problems:
         raise SpecError(problems)
@@ -254,8 +256,14 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
                                                                  f"interfaces: {', '.join(topo.interfaces(cap.node))}"))
     capture_names = [c.name for c in spec.captures]
 
+    def where(loc: tuple) -> yamlpos.Document:
+        """The file that wrote this key: the scenario, else its topology."""
+        return doc if doc.has(loc) else sc.topology_doc
+
     for node, raw in sc.ipsec.items():
-        problems += _credentials(doc if node in spec.ipsec else None, ("ipsec", node), IpsecNode.model_validate(raw), sc)
+        problems += _credentials(where(("ipsec", node)), ("ipsec", node), IpsecNode.model_validate(raw), sc)
+    for node, encap in sc.tcp_encap.items():
+        problems += _relay_ports(where, node, IpsecNode.model_validate(sc.ipsec[node]), encap)
 
     # Walk the steps in the order a fix phase applies them, so each swanctl patch is
     # validated against the configuration it will really meet.
@@ -291,16 +299,33 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
     return problems
 
 
-def _credentials(doc: yamlpos.Document | None, loc: tuple, node: IpsecNode, sc: LoadedScenario) -> list[Problem]:
+def _credentials(doc: yamlpos.Document, loc: tuple, node: IpsecNode, sc: LoadedScenario) -> list[Problem]:
     """Certificates and CAs a node names must exist in the scenario's `pki`."""
     certs, cas = node.credential_refs()
     unknown = [f"certificate '{c}'" for c in sorted(certs - set(sc.pki.certs))]
     unknown += [f"CA '{c}'" for c in sorted(cas - set(sc.pki.cas))]
     if not unknown:
         return []
-    where = doc or yamlpos.load(sc.path)
     allowed = f"pki certs: {', '.join(sc.pki.certs) or 'none'}; pki cas: {', '.join(sc.pki.cas) or 'none'}"
-    return [where.problem(loc, f"unknown {', '.join(unknown)}; {allowed}")]
+    return [doc.problem(loc, f"unknown {', '.join(unknown)}; {allowed}")]
+
+
+def _relay_ports(where, node: str, ipsec: IpsecNode, encap: TcpEncap) -> list[Problem]:
+    """charon must use the ports the relay expects, or a relayed tunnel silently never comes up."""
+    problems = []
+    loc = ("ipsec", node, "charon", "port_nat_t")
+    if ipsec.charon.port_nat_t != encap.charon_port:
+        problems.append(where(loc).problem(loc,
+                                    f"{node} relays IKE over TCP: charon.port_nat_t must be tcp_encap.charon_port "
+                                    f"({encap.charon_port}), not {ipsec.charon.port_nat_t}"))
+    relays = {t.relay for t in encap.tunnels}
+    for name, conn in ipsec.connections.items():
+        loc = ("ipsec", node, "connections", name)
+        if relays & set(conn.remote_addrs) and (conn.local_port, conn.remote_port) != (encap.charon_port, encap.relay_port):
+            problems.append(where(loc).problem(loc,
+                                        f"connection to a relay address needs local_port {encap.charon_port} and "
+                                        f"remote_port {encap.relay_port} (tcp_encap), not {conn.local_port}/{conn.remote_port}"))
+    return problems
 
 
 def _sa_refs(doc: yamlpos.Document, loc: tuple, node: IpsecNode, ike: str | None, child: str | None) -> list[Problem]:
