@@ -45,6 +45,9 @@ class Check(Spec):
     name: str | None = None
     # Deadline for a positive expectation; observation window for a negative one.
     within: Duration = 5.0
+    # Pause between probes. Traffic probes (ping) keep a tunnel busy: a longer interval
+    # leaves the quiet periods in which DPD and NAT mappings time out.
+    interval: Duration = POLL_INTERVAL
     roles: ClassVar[set[str] | None] = None
 
     def eventually(self) -> bool:
@@ -84,7 +87,7 @@ def evaluate(check: Check, lab: "Lab", on_probe: Callable[[float, float], None] 
         if decided or now >= deadline:
             passed = probe.holds
             break
-        time.sleep(min(POLL_INTERVAL, max(0.0, deadline - now)))
+        time.sleep(min(check.interval, max(0.0, deadline - now)))
     return CheckResult(name=check.title(), kind=check.kind, expect=check.expectation(),
                        passed=passed, observed=probe.observed,
                        duration_s=round(time.monotonic() - start, 3),

@@ -18,14 +18,16 @@ class Ping(Check):
     kind: Literal["ping"] = "ping"
     from_: str = Field(alias="from")
     to: IpAddr
-    expect: Literal["ok", "fails"] = "ok"
+    # ok: a reply comes (eventually); fails: no reply all window long;
+    # lost: some ping goes unanswered within the window; steady: every ping is answered all window long
+    expect: Literal["ok", "fails", "lost", "steady"] = "ok"
     size: int = Field(56, ge=0, le=65507)
 
     def node_refs(self) -> dict[str, str]:
         return {"from": self.from_}
 
     def eventually(self) -> bool:
-        return self.expect == "ok"
+        return self.expect in ("ok", "lost")
 
     def expectation(self) -> str:
         return f"ping {self.from_} -> {self.to} {self.expect}"
@@ -36,4 +38,4 @@ class Ping(Check):
         rtt = re.search(r"time=([\d.]+) ms", proc.stdout)
         observed = (f"{self.from_} -> {self.to}: reply" + (f" in {rtt.group(1)} ms" if rtt else "")
                     if replied else f"{self.from_} -> {self.to}: no reply within 1 s")
-        return Probe(replied == (self.expect == "ok"), observed)
+        return Probe(replied == (self.expect in ("ok", "steady")), observed)

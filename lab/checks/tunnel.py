@@ -41,15 +41,14 @@ class Tunnel(Check):
             desc = f"{self.node} {self.ike}: {ike['state']}"
             ok = ike["state"] == "ESTABLISHED"
             if self.child:
+                # During a rekeying the old CHILD_SA lingers (REKEYED, DELETED) beside the new one.
                 children = [c for c in ike["children"] if c["name"] == self.child]
-                if children:
-                    c = children[0]
+                for c in children:
                     desc += (f"; {self.child}: {c['state']} "
                              f"{','.join(c['local_ts'])} === {','.join(c['remote_ts'])}")
-                    ok = ok and c["state"] == "INSTALLED" and self._ts_match(c)
-                else:
+                if not children:
                     desc += f"; no CHILD_SA '{self.child}'"
-                    ok = False
+                ok = ok and any(c["state"] == "INSTALLED" and self._ts_match(c) for c in children)
             up = up or ok
             descriptions.append(desc)
         return Probe(up == (self.expect == "established"), " | ".join(descriptions))

@@ -84,6 +84,8 @@ class IpsecNode(Spec):
     secrets: list[Secret] = []
     # CA certificates (names from `pki`) installed in swanctl/x509ca: roots and intermediates.
     trust: list[str] = []
+    # MTU of kernel-libipsec's TUN device ipsec0 (strongSwan creates it with 1500)
+    tunnel_mtu: int | None = Field(None, ge=576, le=9000)
 
     def credential_refs(self) -> tuple[set[str], set[str]]:
         """(certificate names, CA names) this node's configuration refers to."""

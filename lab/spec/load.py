@@ -20,7 +20,7 @@ from lab.spec.merge import deep_merge
 from lab.spec.scenario import Scenario, ScenarioHead
 from lab.pki import PkiSpec
 from lab.transport.spec import TcpEncap
-from lab.spec.topology import Timer, Topology
+from lab.spec.topology import Param, References, Timer, Topology
 
 M = TypeVar("M", bound=BaseModel)
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -73,10 +73,22 @@ def _validate(model: type[M], doc: yamlpos.Document, data: Any, prefix: tuple = 
         raise SpecError(_problems(doc, exc, prefix)) from None
 
 
-def load_topology(path: Path) -> tuple[Topology, yamlpos.Document]:
+def _references_of(doc: yamlpos.Document) -> References:
+    return _validate(References, doc, {k: doc.data[k] for k in ("timers", "params") if k in doc.data})
+
+
+def load_topology(path: Path, values: dict[str, Any] | None = None) -> tuple[Topology, yamlpos.Document]:
+    """`values` for `${...}`: the scenario's; alone, the topology's own timers and parameter defaults."""
     doc = yamlpos.load(path)
-    topo = _validate(Topology, doc, doc.data)
-    problems = []
+    if values is None:
+        refs = _references_of(doc)
+        values = {**{n: t.lab for n, t in refs.timers.items()}, **{n: p.default for n, p in refs.params.items()}}
+    problems: list[Problem] = []
+    own = ("timers", "params")
+    data = _resolve(doc, {k: v for k, v in doc.data.items() if k not in own}, values, (), problems)
+    if problems:
+        raise SpecError(problems)
+    topo = _validate(Topology, doc, {**data, **{k: doc.data[k] for k in own if k in doc.data}})
     for i, link in enumerate(topo.links):
         for j, end in enumerate(link.ends):
             if end.node not in topo.nodes:
@@ -166,10 +178,12 @@ def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None
         known = ", ".join(sorted(p.stem for p in paths.TOPOLOGIES.glob("*.yaml")))
         raise SpecError([doc.problem(("topology",), f"no topology '{head.topology}' (neither a file next to the "
                                                     f"scenario nor in topologies/: {known})")])
-    topo, topo_doc = load_topology(topo_path)
-    timers = {**topo.timers, **head.timers}
+    topo_refs = _references_of(yamlpos.load(topo_path))
+    timers = {**topo_refs.timers, **head.timers}
+    declared = {**topo_refs.params, **head.params}
     values: dict[str, Any] = {name: t.lab for name, t in timers.items()}
-    values.update(_param_values(doc, head, params or {}))
+    values.update(_param_values(doc, declared, params or {}))
+    topo, topo_doc = load_topology(topo_path, values)
 
     problems: list[Problem] = []
     own = ("timers", "params")
@@ -182,7 +196,7 @@ def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None
                                                 f"files are named after their scenario: {path.stem}")])
 
     def merged(key: str, node: str) -> tuple[dict[str, Any], yamlpos.Document]:
-        base = _resolve(topo_doc, getattr(topo, key).get(node, {}), values, (key, node), problems)
+        base = getattr(topo, key).get(node, {})
         over = getattr(spec, key).get(node, {})
         return deep_merge(base, over), (doc if node in getattr(spec, key) else topo_doc)
 
@@ -221,17 +235,17 @@ def _extended(doc: yamlpos.Document, params: dict[str, str] | None) -> yamlpos.D
     return yamlpos.Extended(doc, parent, deep_merge(parent.data, own))
 
 
-def _param_values(doc: yamlpos.Document, head: "ScenarioHead", overrides: dict[str, str]) -> dict[str, Any]:
-    values = {name: p.default for name, p in head.params.items()}
+def _param_values(doc: yamlpos.Document, declared: dict[str, Param], overrides: dict[str, str]) -> dict[str, Any]:
+    values = {name: p.default for name, p in declared.items()}
     for name, text in overrides.items():
-        if name not in head.params:
+        if name not in declared:
             raise SpecError([doc.problem(("params",), f"no parameter '{name}'; parameters: "
-                                                      f"{', '.join(head.params) or 'none'}")])
+                                                      f"{', '.join(declared) or 'none'}")])
         try:
-            values[name] = type(head.params[name].default)(text)
+            values[name] = type(declared[name].default)(text)
         except ValueError:
             raise SpecError([doc.problem(("params", name), f"'{text}' is not a valid {name} "
-                                                           f"(like the default, {head.params[name].default!r})")]) from None
+                                                           f"(like the default, {declared[name].default!r})")]) from None
     return values
 
 

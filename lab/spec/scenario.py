@@ -9,7 +9,7 @@ from lab.capture import CaptureSpec
 from lab.checks import CHECKS
 from lab.pki import PkiSpec
 from lab.spec.base import NodeName, Spec, Text
-from lab.spec.topology import Timer
+from lab.spec.topology import Param, References, Timer
 from lab.steps import STEPS
 
 StepSpec = Annotated[Union[tuple(STEPS.values())], Field(discriminator="kind")]
@@ -34,19 +34,10 @@ class Source(Spec):
     section: Text | None = None
 
 
-class Param(Spec):
-    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the file."""
-
-    default: int | str
-    description: Text | None = None
-
-
-class ScenarioHead(Spec):
-    """What must be known before the rest of a scenario can be read: its references."""
+class ScenarioHead(References):
+    """What must be known before the rest of a scenario can be read: its topology and references."""
 
     topology: str
-    timers: dict[str, Timer] = {}
-    params: dict[str, Param] = {}
 
 
 class Scenario(Spec):

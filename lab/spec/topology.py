@@ -86,6 +86,20 @@ class Timer(Spec):
     note: Text | None = None
 
 
+class Param(Spec):
+    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the files."""
+
+    default: int | str
+    description: Text | None = None
+
+
+class References(Spec):
+    """What a file declares for `${...}`: read before the rest, which may refer to it."""
+
+    timers: dict[str, Timer] = {}
+    params: dict[str, Param] = {}
+
+
 class Topology(Spec):
     name: str
     title: Text
@@ -95,6 +109,7 @@ class Topology(Spec):
     # Healthy strongSwan set-up of the gateways; scenarios override it key by key.
     ipsec: dict[NodeName, dict[str, Any]] = {}
     timers: dict[str, Timer] = {}
+    params: dict[str, Param] = {}
     pki: PkiSpec = PkiSpec()
     # Per gateway: charon's UDP carried over TCP (RFC 9329) by the lab's relay.
     tcp_encap: dict[NodeName, dict[str, Any]] = {}

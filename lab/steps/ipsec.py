@@ -23,7 +23,14 @@ class Swanctl(Step):
         lab.charon(self.node).change(self.set)
 
     def linux(self) -> str:
-        return f"[{self.node}] swanctl.conf: {_flat(self.set)}; swanctl --load-all"
+        node = f"[{self.node}]"
+        conf = {k: v for k, v in self.set.items() if k not in ("charon", "tunnel_mtu")}
+        parts = [f"{node} swanctl.conf: {_flat(conf)}; swanctl --load-all"] if conf else []
+        if "charon" in self.set:
+            parts.append(f"{node} strongswan.conf: {_flat(self.set['charon'])}; restart charon")
+        if "tunnel_mtu" in self.set:
+            parts.append(f"{node} ip link set dev ipsec0 mtu {self.set['tunnel_mtu']}")
+        return "; ".join(parts)
 
 
 def _flat(patch: Any, prefix: str = "") -> str:

@@ -68,6 +68,7 @@ class Charon:
         out.close()
         self._session, self._socket = self._connect()
         self.load()
+        self._set_mtu()
 
     def _connect(self):
         import vici
@@ -124,10 +125,22 @@ class Charon:
                                   "swanctl", "--load-all", "--clear", "--noprompt"])
 
     def change(self, patch: dict[str, Any]) -> None:
+        """swanctl.conf changes are reloaded; strongswan.conf (`charon`) changes need a restart,
+        as on a real gateway whose listen port is changed."""
+        before = self.spec.charon
         self.raw = deep_merge(self.raw, patch)
         self.spec = IpsecNode.model_validate(self.raw)
+        if self.spec.charon != before:
+            self.stop()
+            self.start()
+            return
         self._write_swanctl()
         self.load()
+        self._set_mtu()
+
+    def _set_mtu(self) -> None:
+        if self.spec.tunnel_mtu is not None:
+            self.lab.exec(self.node, ["ip", "link", "set", "dev", "ipsec0", "mtu", str(self.spec.tunnel_mtu)])
 
     # -- control and state -------------------------------------------------
     def initiate(self, child: str | None = None, ike: str | None = None) -> None:
