@@ -64,6 +64,8 @@ class Network:
             for end in link.ends:
                 if end.node == name:
                     cmds += [f"addr add {addr} dev {end.intf}" for addr in end.addr]
+                    if end.mtu is not None:
+                        cmds.append(f"link set dev {end.intf} mtu {end.mtu}")
                     cmds.append(f"link set dev {end.intf} up")
         for route in spec.routes:
             cmd = f"route add {route.dst}"

@@ -48,6 +48,8 @@ class Packet:
     ike: Ike | None = None
     esp: bool = False
     fragment: bool = False
+    frag_offset: int = 0  # bytes
+    more_fragments: bool = False
     length: int = 0
 
     def summary(self) -> str:
@@ -61,7 +63,7 @@ class Packet:
         if self.tcp_flags:
             what += f" [{self.tcp_flags}]"
         if self.fragment:
-            what += " fragment"
+            what += f" fragment offset {self.frag_offset}{' MF' if self.more_fragments else ''} len {self.length}"
         return f"{self.direction} {ends} {what}"
 
 
@@ -102,7 +104,8 @@ def read(path: Path, local_mac: str, bpf: str = "", nat_t_ports: frozenset[int] 
         direction = "out" if frame.haslayer(Ether) and frame[Ether].src.lower() == local_mac.lower() else "in"
         pkt = Packet(time=float(frame.time), direction=direction, src=ip.src, dst=ip.dst,
                      proto={1: "ICMP", 6: "TCP", 17: "UDP", 50: "ESP"}.get(ip.proto, str(ip.proto)),
-                     fragment=bool(ip.flags.MF) or ip.frag > 0, length=ip.len)
+                     fragment=bool(ip.flags.MF) or ip.frag > 0, frag_offset=ip.frag * 8,
+                     more_fragments=bool(ip.flags.MF), length=ip.len)
         if ip.frag == 0 and ip.haslayer(UDP):
             udp = ip[UDP]
             pkt.sport, pkt.dport = udp.sport, udp.dport

@@ -63,9 +63,18 @@ class Check(Spec):
     def title(self) -> str:
         return self.name or self.expectation()
 
-    def node_refs(self) -> dict[str, str]:
-        """Fields that name lab nodes, for validation against the topology."""
-        return {"node": self.node} if hasattr(self, "node") else {}
+    def refs(self) -> list[tuple[tuple, str, set[str] | None]]:
+        """(field path, node, roles it must have): node references, checked against the topology."""
+        return [(("node",), self.node, self.roles)] if hasattr(self, "node") else []
+
+
+def check_union():
+    """The type of any registered check, told apart by `kind`."""
+    from typing import Annotated, Union
+
+    from pydantic import Field
+
+    return Annotated[Union[tuple(CHECKS.values())], Field(discriminator="kind")]
 
 
 def register(cls: type[Check]) -> type[Check]:

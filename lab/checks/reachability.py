@@ -23,8 +23,8 @@ class Ping(Check):
     expect: Literal["ok", "fails", "lost", "steady"] = "ok"
     size: int = Field(56, ge=0, le=65507)
 
-    def node_refs(self) -> dict[str, str]:
-        return {"from": self.from_}
+    def refs(self) -> list[tuple[tuple, str, set[str] | None]]:
+        return [(("from",), self.from_, None)]
 
     def eventually(self) -> bool:
         return self.expect in ("ok", "lost")

@@ -84,8 +84,9 @@ class IpsecNode(Spec):
     secrets: list[Secret] = []
     # CA certificates (names from `pki`) installed in swanctl/x509ca: roots and intermediates.
     trust: list[str] = []
-    # MTU of kernel-libipsec's TUN device ipsec0 (strongSwan creates it with 1500)
-    tunnel_mtu: int | None = Field(None, ge=576, le=9000)
+    # MTU of kernel-libipsec's TUN device ipsec0. libipsec creates it with 1400 and sizes its
+    # reads by that: a larger MTU truncates packets, so only lower values are accepted.
+    tunnel_mtu: int | None = Field(None, ge=576, le=1400)
 
     def credential_refs(self) -> tuple[set[str], set[str]]:
         """(certificate names, CA names) this node's configuration refers to."""

@@ -286,7 +286,8 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
     for section, steps in (("fault", spec.fault.steps), ("fix", spec.fix.steps), ("start", spec.start)):
         for i, step in enumerate(steps):
             loc = (section, "steps", i) if section != "start" else (section, i)
-            if not node_ok(loc + ("node",), step.node, step.roles) or step.node in broken:
+            if not all([node_ok(loc + field, node, roles) for field, node, roles in step.refs()]) \
+                    or step.node in broken:
                 continue
             if step.kind == "swanctl":
                 config[step.node] = deep_merge(config[step.node], step.set)
@@ -302,8 +303,8 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
 
     for section in ("symptoms", "healthy"):
         for i, check in enumerate(getattr(spec, section)):
-            for field, node in check.node_refs().items():
-                node_ok((section, i, field), node, check.roles)
+            for field, node, roles in check.refs():
+                node_ok((section, i) + field, node, roles)
             if check.kind == "capture" and check.capture not in capture_names:
                 problems.append(doc.problem((section, i, "capture"), f"unknown capture '{check.capture}'; "
                                                                      f"captures: {', '.join(capture_names) or 'none'}"))

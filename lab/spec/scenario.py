@@ -6,14 +6,14 @@ from typing import Annotated, Any, Union
 from pydantic import Field
 
 from lab.capture import CaptureSpec
-from lab.checks import CHECKS
+from lab.checks import check_union
 from lab.pki import PkiSpec
 from lab.spec.base import NodeName, Spec, Text
 from lab.spec.topology import Param, References, Timer
 from lab.steps import STEPS
 
 StepSpec = Annotated[Union[tuple(STEPS.values())], Field(discriminator="kind")]
-CheckSpec = Annotated[Union[tuple(CHECKS.values())], Field(discriminator="kind")]
+CheckSpec = check_union()
 
 
 class Vendor(Spec):

@@ -63,6 +63,7 @@ class LinkEnd(Spec):
     node: NodeName
     intf: IfName
     addr: list[IfaceAddr] = []
+    mtu: int | None = Field(None, ge=576, le=9000)
 
 
 class Link(Spec):

@@ -22,6 +22,10 @@ class Step(Spec):
     # Node roles a step kind can act on (None: any).
     roles: ClassVar[set[str] | None] = None
 
+    def refs(self) -> list[tuple[tuple, str, set[str] | None]]:
+        """(field path, node, roles it must have): node references, checked against the topology."""
+        return [(("node",), self.node, self.roles)]
+
     def argv(self) -> list[str]:
         raise NotImplementedError
 
@@ -38,4 +42,4 @@ def register(cls: type[Step]) -> type[Step]:
 
 
 # Importing the modules registers their step kinds.
-from lab.steps import ipsec, network  # noqa: E402,F401
+from lab.steps import ipsec, network, wait  # noqa: E402,F401

@@ -29,7 +29,9 @@ class Swanctl(Step):
         if "charon" in self.set:
             parts.append(f"{node} strongswan.conf: {_flat(self.set['charon'])}; restart charon")
         if "tunnel_mtu" in self.set:
-            parts.append(f"{node} ip link set dev ipsec0 mtu {self.set['tunnel_mtu']}")
+            mtu = self.set["tunnel_mtu"]
+            parts.append(f"{node} restart charon" + (f"; ip link set dev ipsec0 mtu {mtu}" if mtu else
+                                                     " (ipsec0 keeps libipsec's default MTU, 1400)"))
         return "; ".join(parts)
 
 

@@ -61,6 +61,22 @@ class Rule(PolicyRule, Step):
 
 
 @register
+class Traffic(Step):
+    """Pings that make traffic without judging it (the checks judge), e.g. large packets."""
+
+    kind: Literal["traffic"] = "traffic"
+    to: IpAddr
+    count: int = Field(3, ge=1, le=100)
+    size: int = Field(56, ge=0, le=65507)
+
+    def argv(self) -> list[str]:
+        return ["ping", "-n", "-q", "-c", str(self.count), "-i", "0.2", "-W", "2", "-s", str(self.size), self.to]
+
+    def apply(self, lab: "Lab") -> None:
+        lab.exec(self.node, self.argv(), check=False, timeout=self.count * 3 + 5)
+
+
+@register
 class Sysctl(Step):
     """A per-namespace sysctl; only `net.` keys, which cannot reach the host's settings."""
 

@@ -126,17 +126,18 @@ class Charon:
 
     def change(self, patch: dict[str, Any]) -> None:
         """swanctl.conf changes are reloaded; strongswan.conf (`charon`) changes need a restart,
-        as on a real gateway whose listen port is changed."""
-        before = self.spec.charon
+        as on a real gateway whose listen port is changed. So does the tunnel MTU: libipsec
+        reads ipsec0's MTU once and sizes its TUN reads by it, so raising the MTU of a running
+        daemon truncates packets."""
+        before = (self.spec.charon, self.spec.tunnel_mtu)
         self.raw = deep_merge(self.raw, patch)
         self.spec = IpsecNode.model_validate(self.raw)
-        if self.spec.charon != before:
+        if (self.spec.charon, self.spec.tunnel_mtu) != before:
             self.stop()
             self.start()
             return
         self._write_swanctl()
         self.load()
-        self._set_mtu()
 
     def _set_mtu(self) -> None:
         if self.spec.tunnel_mtu is not None:

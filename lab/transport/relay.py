@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -183,7 +184,8 @@ class ClientTunnel(Tunnel):
                 asyncio.open_connection(self.remote, self.tcp_port, local_addr=(self.local, 0)),
                 self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
-            self.log(f"TCP connect to {self.remote}:{self.tcp_port} failed: {str(exc) or 'timed out'}")
+            reason = os.strerror(exc.errno) if getattr(exc, "errno", None) else (str(exc) or "timed out")
+            self.log(f"TCP connect to {self.remote}:{self.tcp_port} failed: {reason}")
             self.queue.clear()
             return
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
