@@ -66,6 +66,9 @@ class Network:
                     cmds += [f"addr add {addr} dev {end.intf}" for addr in end.addr]
                     if end.mtu is not None:
                         cmds.append(f"link set dev {end.intf} mtu {end.mtu}")
+                    # veth would pass GSO super-segments of 64 KB; a capture should show
+                    # what a wire carries: segments that fit the MTU.
+                    cmds.append(f"link set dev {end.intf} gso_max_segs 1")
                     cmds.append(f"link set dev {end.intf} up")
         for route in spec.routes:
             cmd = f"route add {route.dst}"

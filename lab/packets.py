@@ -5,6 +5,8 @@ costs most of a second.
 """
 from __future__ import annotations
 
+import bisect
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +49,9 @@ class Packet:
     tcp_flags: str = ""
     ike: Ike | None = None
     esp: bool = False
+    split_frame: bool = False  # a TCP segment ending inside an RFC 9329 frame
+    # a message starts here that is longer than any segment of its stream: it cannot fit one
+    oversize_message: bool = False
     fragment: bool = False
     frag_offset: int = 0  # bytes
     more_fragments: bool = False
@@ -62,6 +67,8 @@ class Packet:
             what += " ESP"
         if self.tcp_flags:
             what += f" [{self.tcp_flags}]"
+        if self.split_frame:
+            what += f" frame continues in next segment{' (longer than any segment)' if self.oversize_message else ''}, len {self.length}"
         if self.fragment:
             what += f" fragment offset {self.frag_offset}{' MF' if self.more_fragments else ''} len {self.length}"
         return f"{self.direction} {ends} {what}"
@@ -97,6 +104,7 @@ def read(path: Path, local_mac: str, bpf: str = "", nat_t_ports: frozenset[int] 
 
     frames = sniff(offline=str(path), filter=bpf or None, quiet=True)
     packets = []
+    tcp_segments: list[tuple[Packet, tuple, int, bytes, bool]] = []
     for frame in frames:
         if not frame.haslayer(IP):
             continue
@@ -113,10 +121,12 @@ def read(path: Path, local_mac: str, bpf: str = "", nat_t_ports: frozenset[int] 
         elif ip.frag == 0 and ip.haslayer(TCP):
             tcp = ip[TCP]
             pkt.sport, pkt.dport, pkt.tcp_flags = tcp.sport, tcp.dport, str(tcp.flags)
-            _classify_tcp(pkt, bytes(tcp.payload))
+            tcp_segments.append((pkt, (ip.src, tcp.sport, ip.dst, tcp.dport), tcp.seq,
+                                 bytes(tcp.payload), "S" in pkt.tcp_flags))
         elif ip.haslayer(ICMP):
             pkt.proto = f"ICMP type {ip[ICMP].type}"
         packets.append(pkt)
+    _classify_tcp_streams(tcp_segments)
     return packets
 
 
@@ -131,19 +141,57 @@ def _classify_udp(pkt: Packet, payload: bytes, nat_t_ports: frozenset[int]) -> N
         pkt.esp = True
 
 
-def _classify_tcp(pkt: Packet, payload: bytes) -> None:
-    """IKE/ESP framed per RFC 9329 in one segment (the relay writes each frame at once)."""
-    if payload.startswith(b"IKETCP"):
-        payload = payload[6:]
-    while len(payload) >= 2:
-        length = int.from_bytes(payload[:2], "big")
-        if length < 6 or length > len(payload):
+def _classify_tcp_streams(segments: list[tuple[Packet, tuple, int, bytes, bool]]) -> None:
+    """RFC 9329 framing over each TCP stream, reassembled by sequence number: a message is
+    credited to the segment it starts in, and that segment is marked when the message
+    runs on into later segments."""
+    starts: dict[tuple, int] = {}
+    flows: dict[tuple, list[tuple[int, bytes, Packet]]] = defaultdict(list)
+    for pkt, flow, seq, payload, syn in segments:
+        if syn:
+            starts[flow] = seq + 1
+        elif payload:
+            flows[flow].append((seq, payload, pkt))
+    for flow, segs in flows.items():
+        start = starts.get(flow, segs[0][0])
+        by_offset: dict[int, tuple[bytes, Packet]] = {}
+        for seq, payload, pkt in segs:
+            by_offset.setdefault((seq - start) % 2**32, (payload, pkt))  # retransmissions once
+        stream, owners, pos = bytearray(), [], 0
+        for offset in sorted(by_offset):
+            payload, pkt = by_offset[offset]
+            if offset > pos:
+                break  # a gap in the capture: what follows cannot be framed
+            fresh = payload[pos - offset:]
+            if fresh:
+                owners.append((pos, pkt))
+                stream += fresh
+                pos += len(fresh)
+        _frames_onto(bytes(stream), owners)
+
+
+def _frames_onto(stream: bytes, owners: list[tuple[int, Packet]]) -> None:
+    begins = [b for b, _ in owners]
+    largest = max(end - begin for begin, end in zip(begins, begins[1:] + [len(stream)]))
+
+    def owner(offset: int) -> Packet:
+        return owners[bisect.bisect_right(begins, offset) - 1][1]
+
+    offset = 6 if stream.startswith(b"IKETCP") else 0
+    while offset + 2 <= len(stream):
+        length = int.from_bytes(stream[offset:offset + 2], "big")
+        if length < 6 or offset + length > len(stream):
             return
-        message, payload = payload[2:length], payload[length:]
+        message, first = stream[offset + 2:offset + length], owner(offset)
         if message.startswith(b"\0\0\0\0"):
-            pkt.ike = pkt.ike or parse_ike(message[4:])
+            first.ike = first.ike or parse_ike(message[4:])
         else:
-            pkt.esp = True
+            first.esp = True
+        if owner(offset + length - 1) is not first:
+            first.split_frame = True
+        if length > largest:
+            first.oversize_message = True
+        offset += length
 
 
 def _plain_ike(payload: bytes) -> bool:

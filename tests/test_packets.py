@@ -56,18 +56,36 @@ def test_read_classifies_and_orients(tmp_path):
     assert [p.dport for p in packets.read(path, MAC, bpf="udp port 500")] == [500]
 
 
-def test_ike_and_esp_framed_in_tcp(tmp_path):
+def tcp_stream(tmp_path, chunks: list[bytes]):
+    """One TCP stream from the peer: SYN, then `chunks` as consecutive segments."""
     from scapy.layers.inet import TCP
 
-    from lab.transport.framing import PREFIX, frame
-
-    first = PREFIX + frame(b"\0\0\0\0" + ike(34, False))
-    later = frame(b"\x01\x02\x03\x04" + b"\0" * 40) + frame(b"\0\0\0\0" + ike(35, True, msgid=1))
-    frames = [Ether(src="02:00:00:00:00:02", dst=MAC) / IP(src="192.0.2.10", dst="203.0.113.2")
-              / TCP(sport=40000, dport=443, flags="PA") / payload for payload in (first, later)]
+    base = Ether(src="02:00:00:00:00:02", dst=MAC) / IP(src="192.0.2.10", dst="203.0.113.2")
+    frames, seq = [base / TCP(sport=40000, dport=443, flags="S", seq=1000)], 1001
+    for chunk in chunks:
+        frames.append(base / TCP(sport=40000, dport=443, flags="PA", seq=seq) / chunk)
+        seq += len(chunk)
     path = tmp_path / "tcp.pcap"
     wrpcap(str(path), frames)
-    got = packets.read(path, MAC)
+    return packets.read(path, MAC)[1:]
+
+
+def test_ike_and_esp_framed_in_tcp(tmp_path):
+    from lab.transport.framing import PREFIX, frame
+
+    got = tcp_stream(tmp_path, [PREFIX + frame(b"\0\0\0\0" + ike(34, False)),
+                                frame(b"\x01\x02\x03\x04" + b"\0" * 40) + frame(b"\0\0\0\0" + ike(35, True, msgid=1))])
     assert got[0].ike.exchange == "IKE_SA_INIT" and not got[0].esp
-    assert got[1].esp and got[1].ike.exchange == "IKE_AUTH"
+    assert got[1].esp and got[1].ike.exchange == "IKE_AUTH" and not got[1].split_frame
     assert got[1].summary().startswith("in 192.0.2.10:40000 > 203.0.113.2:443 TCP IKE_AUTH response 1")
+
+
+def test_message_split_over_segments(tmp_path):
+    from lab.transport.framing import PREFIX, frame
+
+    esp = frame(b"\x01\x02\x03\x04" + b"\xee" * 1500)
+    stream = PREFIX + esp + esp
+    got = tcp_stream(tmp_path, [stream[:1000], stream[1000:2000], stream[2000:]])
+    assert [p.split_frame for p in got] == [True, True, False]
+    assert [p.oversize_message for p in got] == [True, True, False]
+    assert [p.esp for p in got] == [True, True, False]  # the second message starts in segment two

@@ -45,6 +45,10 @@ class Capture(Check):
     ike: IkeMatch | None = None
     # only ESP packets (ESP-in-UDP, or ESP framed in TCP)
     esp: bool = False
+    # only TCP segments where an RFC 9329 message starts that is longer than any segment of
+    # its stream, so it is always spread over segments (TCP keeps no message boundaries,
+    # so shorter messages may be split too when data queues up)
+    oversize_message: bool = False
     expect: Literal["present", "absent"] = "present"
     min_count: int = Field(1, ge=1)
 
@@ -57,6 +61,8 @@ class Capture(Check):
             parts.append(self.ike.text())
         if self.esp:
             parts.append("ESP")
+        if self.oversize_message:
+            parts.append("message longer than a segment")
         if self.direction != "any":
             parts.append(self.direction)
         return " ".join(parts)
@@ -71,7 +77,8 @@ class Capture(Check):
         hits = [p for p in packets
                 if (self.direction == "any" or p.direction == self.direction)
                 and (self.ike is None or self.ike.matches(p.ike))
-                and (not self.esp or p.esp)]
+                and (not self.esp or p.esp)
+                and (not self.oversize_message or p.oversize_message)]
         present = len(hits) >= self.min_count
         where = f"{capture.spec.node}:{capture.spec.intf}"
         if hits:
