@@ -69,25 +69,51 @@ def validate(scenarios: list[str]) -> None:
 
 
 @app.command()
-def run(name: str = typer.Argument(..., help="scenario name (scenarios/) or path to a scenario file"),
+def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenarios/) or path to a scenario file"),
+        all_: bool = typer.Option(False, "--all", help="run every scenario in scenarios/"),
         out: Path = typer.Option(Path("results"), "--out", help="results go to OUT/NAME/"),
         param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE, a scenario parameter (repeatable)"),
+        junit: Optional[Path] = typer.Option(None, "--junit", help="write JUnit XML: a testcase per scenario phase"),
+        keep: bool = typer.Option(False, "--keep", help="leave a failing phase's lab up for inspection"),
         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Run baseline, fault and fix; write OUT/NAME/result.json."""
+    from lab import junit as junit_xml
     from lab.progress import Progress
     from lab.runner import run_scenario
 
-    sc = _load(name, param)
+    if all_ == (name is not None):
+        err.print("name one scenario, or give --all")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    scenarios = [_load(n, param) for n in (scenario_names() if all_ else [name])]
     _need_root()
     _terminate_as_interrupt()
+    docs = []
     try:
-        doc = run_scenario(sc, out, Progress(quiet=quiet))
+        for sc in scenarios:
+            docs.append(run_scenario(sc, out, Progress(quiet=quiet), hold=_hold if keep else None))
     except KeyboardInterrupt:
         err.print("interrupted; the lab was torn down")
         raise typer.Exit(130) from None
-    if any(p.get("error") for p in doc["phases"]):
+    finally:
+        if junit and docs:
+            junit_xml.write(docs, junit)
+    if any(p.get("error") for doc in docs for p in doc["phases"]):
         raise typer.Exit(EXIT_LAB)
-    raise typer.Exit(0 if doc["passed"] else EXIT_FAILED)
+    raise typer.Exit(0 if all(doc["passed"] for doc in docs) else EXIT_FAILED)
+
+
+def _hold(lab) -> None:
+    """--keep: the failing lab stays up until Enter (or Ctrl-C / SIGTERM without a terminal)."""
+    err.print(f"--keep: the lab of {lab.scenario.name} stays up. Enter a node from another terminal:")
+    for node, pid in lab.node_pids().items():
+        env = " ".join(f"{k}={v}" for k, v in lab.charon_env(node).items())
+        err.print(f"  {node}: sudo mnexec -a {pid} env {env} bash".replace("env  bash", "bash"), markup=False)
+    err.print(f"  artifacts: {lab.phase_dir}", markup=False)
+    if sys.stdin.isatty():
+        input("press Enter to tear it down ")
+    else:
+        err.print("no terminal: send SIGTERM or Ctrl-C to tear it down")
+        signal.pause()
 
 
 @app.command("bench")

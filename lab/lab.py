@@ -105,6 +105,13 @@ class Lab:
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         return {**os.environ, **extra}
 
+    def node_pids(self) -> dict[str, int]:
+        """The shell of each node: `mnexec -a PID` enters its namespaces."""
+        return {name: node.pid for name, node in self._net().nodes.items()}
+
+    def charon_env(self, node: str) -> dict[str, str]:
+        return self._charons[node].env if node in self._charons else {}
+
     def charon(self, node: str) -> Charon:
         return self._charons[node]
 

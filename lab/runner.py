@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from lab.checks import CheckResult, evaluate
 from lab.errors import LabError
@@ -59,8 +60,9 @@ def phase_checks(sc: LoadedScenario, phase: str):
 
 
 def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
-              checks=None, label: str | None = None) -> PhaseResult:
-    """Build a lab, apply the phase's steps, evaluate `checks` (default: the phase's own), tear down."""
+              checks=None, label: str | None = None, hold: Callable[[Lab], None] | None = None) -> PhaseResult:
+    """Build a lab, apply the phase's steps, evaluate `checks` (default: the phase's own), tear down.
+    `hold(lab)` runs before the teardown of a phase that did not hold (`lab run --keep`)."""
     label = label or phase
     checks = phase_checks(sc, phase) if checks is None else checks
     started = time.monotonic()
@@ -76,7 +78,9 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
                 progress.check(outcome)
                 result.checks.append(outcome)
             result.notes = [o for c in lab_charons(lab) for o in c.outcomes]
-        result.passed = all(c.passed for c in result.checks)
+            result.passed = all(c.passed for c in result.checks)
+            if hold and not result.passed:
+                hold(lab)
     except LabError as exc:
         result.error = str(exc)
     result.duration_s = round(time.monotonic() - started, 3)
@@ -88,7 +92,8 @@ def lab_charons(lab: Lab):
     return [lab.charon(n) for n in lab.scenario.ipsec]
 
 
-def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASES) -> dict:
+def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASES,
+                 hold: Callable[[Lab], None] | None = None) -> dict:
     run_id = new_run_id()
     scenario_dir = out / sc.name
     if scenario_dir.exists():
@@ -101,7 +106,7 @@ def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASE
         what = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
                 "fix": "(fault + fix: healthy expected)"}[phase]
         progress.phase(phase, what)
-        results.append(run_phase(sc, phase, scenario_dir / phase, run_id, progress))
+        results.append(run_phase(sc, phase, scenario_dir / phase, run_id, progress, hold=hold))
         if results[-1].error:
             break  # a lab that cannot be built will not build for the next phase either
     passed = len(results) == len(phases) and all(r.passed for r in results)

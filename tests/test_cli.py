@@ -115,3 +115,28 @@ def test_port_parameter_moves_the_whole_case(tmp_path, no_leaks):
     assert "out 203.0.113.2:10443 > 192.0.2.10:" in fault["fgt's SYN/ACK from 203.0.113.2 leaves on wan2"]
     assert "on fgt:wan2" in fault["fgt's SYN/ACK from 203.0.113.2 leaves on wan2"]
     assert "in 192.0.2.10:" in fault["the peer's SYN to 203.0.113.2:10443 arrives on wan1, and is retransmitted"]
+
+
+@pytest.mark.lab
+def test_junit_counts_and_failure_observations(tmp_path, no_leaks):
+    import xml.etree.ElementTree as ET
+
+    ok = lab("run", "id-mismatch", "--out", str(tmp_path), "--junit", str(tmp_path / "ok.xml"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    root = ET.parse(tmp_path / "ok.xml").getroot()
+    assert root.tag == "testsuites" and (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "0", "0")
+    assert [c.get("name") for c in root.iter("testcase")] == ["baseline", "fault", "fix"]
+
+    path = _variant(tmp_path, 'pattern: "received AUTHENTICATION_FAILED notify error"}',
+                    'pattern: "this line is never logged", within: 0.3}')
+    bad = lab("run", str(path), "--out", str(tmp_path), "--junit", str(tmp_path / "bad.xml"))
+    assert bad.returncode == 1
+    root = ET.parse(tmp_path / "bad.xml").getroot()
+    assert (root.get("tests"), root.get("failures")) == ("3", "1")
+    [failure] = list(root.iter("failure"))
+    assert "this line is never logged" in failure.get("message") and "no match in" in failure.get("message")
+
+
+def test_run_needs_a_name_or_all():
+    assert lab("run").returncode == 2
+    assert lab("run", "psk-mismatch", "--all").returncode == 2
