@@ -139,6 +139,113 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     print(f"written: {out}")
 
 
+# -- workshop mode ---------------------------------------------------------------
+
+def _texts(text, lang: str) -> list[str]:
+    return [text.get(lang)] if lang in ("en", "zh") else [text.en, text.zh]
+
+
+def _workshop(fn):
+    """Workshop commands report lab problems as one clear line and exit 3."""
+    from functools import wraps
+
+    from lab.errors import LabError
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LabError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(EXIT_LAB) from None
+    return wrapper
+
+
+@app.command()
+@_workshop
+def start(name: str = typer.Argument(..., help="scenario name or file"),
+          lang: str = typer.Option("both", "--lang", help="en, zh or both"),
+          param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
+          out: Path = typer.Option(Path("results/workshop"), "--out")) -> None:
+    """Build the scenario's lab with its fault in place and leave it running."""
+    from lab.workshop import client
+
+    sc = _load(name, param)
+    _need_root()
+    current = client.start(sc, out, param, lang)
+    # The title names the fault: the brief and the task describe it as users report it.
+    print(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
+    for text in _texts(sc.spec.brief, lang) + (_texts(sc.spec.task, lang) if sc.spec.task else []):
+        print(text.strip() + "\n")
+    print("lab shell NODE      a shell on a node (swanctl works there)\n"
+          "lab hint            the next hint\n"
+          "lab check           grade the lab: passes once it is healthy, however it was fixed\n"
+          "lab stop            tear the lab down")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@_workshop
+def shell(node: str = typer.Argument(..., help="lab node"),
+          command: Optional[list[str]] = typer.Argument(None, help="a command instead of a shell (after --)")) -> None:
+    """A shell (or one command after --) inside a node of the running lab."""
+    from lab.workshop import client
+
+    client.shell(node, command or [])
+
+
+@app.command()
+@_workshop
+def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (default: the next one)"),
+         lang: Optional[str] = typer.Option(None, "--lang", help="en, zh or both")) -> None:
+    """Progressive hints, one level at a time."""
+    from lab.workshop import client
+
+    current = client.running()
+    sc = _load(current["path"], current.get("params"))
+    n, text = client.next_hint(sc, number)
+    print(f"hint {n}/{len(sc.spec.hints)}:")
+    for line in _texts(text, lang or current.get("lang", "both")):
+        print(f"  {line}")
+
+
+@app.command()
+@_workshop
+def check() -> None:
+    """Grade the running lab with the scenario's healthy checks (after retrying its start steps)."""
+    from lab.workshop import client
+
+    report = client.request("check")
+    for step in report["retried"]:
+        print(f"  retried: {step}")
+    for c in report["checks"]:
+        print(f"  {'PASS' if c['passed'] else 'FAIL'} {c['name']}\n       observed: {c['observed']}")
+    print(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}")
+    raise typer.Exit(0 if report["passed"] else EXIT_FAILED)
+
+
+@app.command()
+def status() -> None:
+    """What workshop lab is running."""
+    from lab.workshop import state
+
+    current = state.read()
+    if current is None:
+        print("no workshop lab is running")
+        return
+    alive = current.get("pid") and state.alive(current["pid"])
+    print(f"{current['scenario']}: {'running' if alive else 'NOT running (lab stop cleans up)'} since {current['started']}")
+    print(f"  nodes: {', '.join(current.get('nodes', {}))}\n  hints shown: {current['hints_shown']}\n"
+          f"  artifacts: {current.get('artifacts', '-')}")
+
+
+@app.command()
+def stop() -> None:
+    """Tear the workshop lab down."""
+    from lab.workshop import client
+
+    print(client.stop())
+
+
 def main() -> None:
     try:
         app()

@@ -109,6 +109,10 @@ class Lab:
         """The shell of each node: `mnexec -a PID` enters its namespaces."""
         return {name: node.pid for name, node in self._net().nodes.items()}
 
+    def processes(self) -> list[int]:
+        """Processes this lab started that still run (charon, tcpdump, relays)."""
+        return [p.pid for p in self._procs if p.poll() is None]
+
     def charon_env(self, node: str) -> dict[str, str]:
         return self._charons[node].env if node in self._charons else {}
 

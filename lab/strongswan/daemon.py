@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lab.lab import Lab
 
 CHARON = "/usr/lib/ipsec/charon"
+SWANCTL_DIRS = ("x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
 READY_TIMEOUT = 10.0
 
 
@@ -118,6 +119,8 @@ class Charon:
             folder.mkdir()
             for name, source in wanted.items():
                 shutil.copyfile(source, folder / f"{name}.pem")
+        for sub in SWANCTL_DIRS:  # swanctl --load-all complains about each one missing
+            (self.swanctl_dir / sub).mkdir(exist_ok=True)
 
     def load(self) -> None:
         """`swanctl --load-all` inside the node: what an engineer runs after editing."""
