@@ -11,6 +11,10 @@ APT_PACKAGES := mininet bridge-utils strongswan-swanctl strongswan-charon \
 	libcharon-extra-plugins strongswan-pki tcpdump nftables iproute2 \
 	iputils-ping conntrack procps python3-venv
 
+# Only the tests need a browser (the HTML report is checked in headless Chromium).
+TEST_APT_PACKAGES := chromium fonts-wqy-zenhei
+TEST_STAMP := $(VENV)/.test-setup-done
+
 .PHONY: setup scenario list test bench clean
 
 setup: $(STAMP)
@@ -30,6 +34,15 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 # PORT=...: the scenario's `port` parameter (e.g. the IKE TCP port of tcp-asym)
+$(TEST_STAMP): $(STAMP)
+	@missing=$$(for p in $(TEST_APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for the tests:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
 scenario: $(STAMP)
 	@[ -n "$(NAME)" ] || { echo "usage: make scenario NAME=<scenario> [PORT=<port>]   (make list shows them)"; exit 2; }
 	$(LAB) run $(NAME) --out $(OUT) $(if $(PORT),--param port=$(PORT))
@@ -37,7 +50,7 @@ scenario: $(STAMP)
 list: $(STAMP)
 	@$(LAB) list
 
-test: $(STAMP)
+test: $(STAMP) $(TEST_STAMP)
 	$(PY) -m pytest -q -rfE tests
 
 bench: $(STAMP)

@@ -1,6 +1,7 @@
 """tcpdump on one node interface for the whole phase, written as a pcap for Wireshark."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -30,6 +31,9 @@ class Capture:
         self.path: Path = lab.phase_dir / f"{spec.name}.pcap"
         self.mac = lab.mac(spec.node, spec.intf)
         self.nat_t_ports = lab.nat_t_ports()
+        # what the report needs to read the pcap once the lab is gone
+        (lab.phase_dir / f"{spec.name}.capture.json").write_text(json.dumps(
+            {"node": spec.node, "intf": spec.intf, "mac": self.mac}))
         err = lab.phase_dir / f"{spec.name}.tcpdump.log"
         self._stderr = err.open("w+")
         # -U: each packet reaches the file at once, so checks can read it while it grows;

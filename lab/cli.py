@@ -219,7 +219,8 @@ def check() -> None:
         print(f"  retried: {step}")
     for c in report["checks"]:
         print(f"  {'PASS' if c['passed'] else 'FAIL'} {c['name']}\n       observed: {c['observed']}")
-    print(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}")
+    print(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}"
+          f"  (report: {report['report']})")
     raise typer.Exit(0 if report["passed"] else EXIT_FAILED)
 
 

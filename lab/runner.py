@@ -126,5 +126,7 @@ def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASE
     }
     path = scenario_dir / "result.json"
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    from lab.report import html  # scapy is imported only when a report is made
+    html.write(sc, doc, scenario_dir)
     progress.verdict(sc.name, passed, doc["duration_s"], str(path))
     return doc

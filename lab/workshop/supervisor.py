@@ -36,6 +36,7 @@ def serve(lab: Lab, server: socket.socket) -> None:
 def check(lab: Lab) -> dict:
     """The scenario's healthy checks on the running lab, after its start steps again (a retry)."""
     sc = lab.scenario
+    started = time.monotonic()
     retried = []
     for step in sc.spec.start:
         step.apply(lab)
@@ -45,7 +46,16 @@ def check(lab: Lab) -> dict:
               "passed": all(r["passed"] for r in results), "checks": results}
     checks_dir = lab.phase_dir / "checks"
     checks_dir.mkdir(exist_ok=True)
-    (checks_dir / f"check-{len(list(checks_dir.glob('check-*.json'))) + 1}.json").write_text(json.dumps(report, indent=2))
+    number = len(list(checks_dir.glob("check-*.json"))) + 1
+    (checks_dir / f"check-{number}.json").write_text(json.dumps(report, indent=2))
+    from lab.report import html
+
+    phase = {"name": f"check {number}", "passed": report["passed"], "duration_s": round(time.monotonic() - started, 3),
+             "checks": results, "steps": [{"section": "start", "linux": s} for s in retried]}
+    doc = {"scenario": sc.name, "passed": report["passed"], "duration_s": phase["duration_s"], "timers": [],
+           "phases": [phase]}
+    report["report"] = str(html.write(sc, doc, lab.phase_dir, f"check-{number}.html",
+                                      phase_dirs={phase["name"]: lab.phase_dir}))
     return report
 
 
