@@ -77,18 +77,24 @@ def _references_of(doc: yamlpos.Document) -> References:
     return _validate(References, doc, {k: doc.data[k] for k in ("timers", "params") if k in doc.data})
 
 
+def _validate_resolved(model: type[M], doc: yamlpos.Document, values: dict[str, Any]) -> M:
+    """`${...}` resolved everywhere but in the declarations themselves, then validated."""
+    problems: list[Problem] = []
+    own = ("timers", "params")
+    data = _resolve(doc, {k: v for k, v in doc.data.items() if k not in own}, values, (), problems)
+    if problems:
+        raise SpecError(problems)
+    return _validate(model, doc, {**data, **{k: doc.data[k] for k in own if k in doc.data}})
+
+
 def load_topology(path: Path, values: dict[str, Any] | None = None) -> tuple[Topology, yamlpos.Document]:
     """`values` for `${...}`: the scenario's; alone, the topology's own timers and parameter defaults."""
     doc = yamlpos.load(path)
     if values is None:
         refs = _references_of(doc)
         values = {**{n: t.lab for n, t in refs.timers.items()}, **{n: p.default for n, p in refs.params.items()}}
+    topo = _validate_resolved(Topology, doc, values)
     problems: list[Problem] = []
-    own = ("timers", "params")
-    data = _resolve(doc, {k: v for k, v in doc.data.items() if k not in own}, values, (), problems)
-    if problems:
-        raise SpecError(problems)
-    topo = _validate(Topology, doc, {**data, **{k: doc.data[k] for k in own if k in doc.data}})
     for i, link in enumerate(topo.links):
         for j, end in enumerate(link.ends):
             if end.node not in topo.nodes:
@@ -185,12 +191,8 @@ def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None
     values.update(_param_values(doc, declared, params or {}))
     topo, topo_doc = load_topology(topo_path, values)
 
+    spec = _validate_resolved(Scenario, doc, values)
     problems: list[Problem] = []
-    own = ("timers", "params")
-    data = _resolve(doc, {k: v for k, v in doc.data.items() if k not in own}, values, (), problems)
-    if problems:
-        raise SpecError(problems)
-    spec = _validate(Scenario, doc, {**data, **{k: doc.data[k] for k in own if k in doc.data}})
     if path.parent.resolve() == paths.SCENARIOS.resolve() and spec.name != path.stem:
         raise SpecError([doc.problem(("name",), f"'{spec.name}' differs from the file name; scenarios/ "
                                                 f"files are named after their scenario: {path.stem}")])
