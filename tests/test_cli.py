@@ -140,3 +140,39 @@ def test_junit_counts_and_failure_observations(tmp_path, no_leaks):
 def test_run_needs_a_name_or_all():
     assert lab("run").returncode == 2
     assert lab("run", "psk-mismatch", "--all").returncode == 2
+
+
+@pytest.mark.lab
+def test_all_with_junit_counts_every_phase(tmp_path, no_leaks):
+    import xml.etree.ElementTree as ET
+
+    out = subprocess.run([*LAB, "run", "--all", "--quiet", "--out", str(tmp_path), "--junit", str(tmp_path / "all.xml")],
+                         capture_output=True, text=True, cwd=paths.ROOT, timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    root = ET.parse(tmp_path / "all.xml").getroot()
+    names = sorted(p.stem for p in paths.SCENARIOS.glob("*.yaml"))
+    assert int(root.get("tests")) == 3 * len(names) == len(list(root.iter("testcase")))
+    assert (root.get("failures"), root.get("errors")) == ("0", "0")
+    assert sorted({c.get("classname").removeprefix("ipsec-lab.") for c in root.iter("testcase")}) == names
+
+
+@pytest.mark.lab
+def test_keep_holds_a_failing_lab_open(tmp_path, no_leaks):
+    import re
+
+    path = _variant(tmp_path, 'pattern: "received AUTHENTICATION_FAILED notify error"}',
+                    'pattern: "this line is never logged", within: 0.3}')
+    proc = subprocess.Popen([*LAB, "run", str(path), "--keep", "--out", str(tmp_path)], cwd=paths.ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pids = {}
+    for line in proc.stderr:
+        match = re.match(r"\s+(\w+): sudo mnexec -a (\d+)", line)
+        if match:
+            pids[match.group(1)] = match.group(2)
+        if "SIGTERM" in line:
+            break
+    inside = subprocess.run(["mnexec", "-a", pids["gw1"], "ip", "-br", "addr"], capture_output=True, text=True)
+    assert "203.0.113.2/30" in inside.stdout  # the failing fault lab is still up
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
