@@ -91,7 +91,7 @@ class Network:
             "table ip lab_nat {\n"
             "  chain postrouting {\n"
             "    type nat hook postrouting priority srcnat; policy accept;\n"
-            f"    oifname \"{nat.outside}\" masquerade\n"
+            f"    oifname \"{nat.outside}\" masquerade{' random' if nat.random_ports else ''}\n"
             "  }\n"
             "}\n"))
         for key, value in (("nf_conntrack_udp_timeout", nat.udp_timeout),

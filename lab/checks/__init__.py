@@ -48,6 +48,9 @@ class Check(Spec):
     # Pause between probes. Traffic probes (ping) keep a tunnel busy: a longer interval
     # leaves the quiet periods in which DPD and NAT mappings time out.
     interval: Duration = POLL_INTERVAL
+    # A symptom's context: observed with the fault ("the branch still lists its SA", "the
+    # other branches are fine") but true when healthy too, so exempt from failing on the baseline.
+    context: bool = False
     roles: ClassVar[set[str] | None] = None
 
     def eventually(self) -> bool:

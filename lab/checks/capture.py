@@ -51,6 +51,9 @@ class Capture(Check):
     oversize_message: bool = False
     expect: Literal["present", "absent"] = "present"
     min_count: int = Field(1, ge=1)
+    # count distinct values of this field among the matches instead of packets
+    # (e.g. sport: a NAT that gave the same flow a new source port)
+    count_distinct: Literal["src", "dst", "sport", "dport"] | None = None
 
     def eventually(self) -> bool:
         return self.expect == "present"
@@ -69,6 +72,8 @@ class Capture(Check):
 
     def expectation(self) -> str:
         count = f" x{self.min_count}+" if self.min_count > 1 and self.expect == "present" else ""
+        if self.count_distinct:
+            count = f" with {self.min_count}+ distinct {self.count_distinct}"
         return f"capture {self.capture}: {self.describe_match()} {self.expect}{count}"
 
     def probe(self, lab: "Lab") -> Probe:
@@ -79,8 +84,15 @@ class Capture(Check):
                 and (self.ike is None or self.ike.matches(p.ike))
                 and (not self.esp or p.esp)
                 and (not self.oversize_message or p.oversize_message)]
-        present = len(hits) >= self.min_count
         where = f"{capture.spec.node}:{capture.spec.intf}"
+        if self.count_distinct:
+            values = list(dict.fromkeys(getattr(p, self.count_distinct) for p in hits))
+            present = len(values) >= self.min_count
+            observed = (f"{len(values)} distinct {self.count_distinct} on {where}: "
+                        + ", ".join(f"{v} (first: {next(p for p in hits if getattr(p, self.count_distinct) == v).summary()})"
+                                    for v in values[:SHOWN])) if values else f"none on {where}"
+            return Probe(present == (self.expect == "present"), observed)
+        present = len(hits) >= self.min_count
         if hits:
             observed = f"{len(hits)} on {where}: " + "; ".join(p.summary() for p in hits[:SHOWN])
         else:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lab.capture import CaptureSpec
 from lab.checks import check_union
@@ -57,5 +57,11 @@ class Scenario(Spec):
     fault: Change
     fix: Change
     symptoms: list[CheckSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _evidence(self) -> "Scenario":
+        if all(c.context for c in self.symptoms):
+            raise ValueError("symptoms: at least one must not be 'context': context alone proves nothing")
+        return self
     healthy: list[CheckSpec] = Field(min_length=1)
     hints: list[Text] = []

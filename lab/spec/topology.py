@@ -47,6 +47,8 @@ class Nat(Spec):
     outside: IfName
     udp_timeout: int | None = Field(None, ge=1, description="net.netfilter.nf_conntrack_udp_timeout")
     udp_stream_timeout: int | None = Field(None, ge=1)
+    # a new mapping gets a random source port, as carrier-grade NAT does
+    random_ports: bool = False
 
 
 class Node(Spec):
