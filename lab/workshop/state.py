@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +33,14 @@ def clear() -> None:
         pass  # not empty or already gone
 
 
-def alive(pid: int, cmdline_start: str | None = None) -> bool:
-    """pid still runs (and, if given, is still the process we recorded, not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return cmdline_start is None or cmdline.startswith(cmdline_start)
-
-
-def pids_of(pid: int) -> str:
+def cmdline(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return ""
+        return None
+
+
+def alive(pid: int, recorded: str | None = None) -> bool:
+    """pid still runs (and, given its recorded command line, is still that process, not a reused pid)."""
+    now = cmdline(pid)
+    return now is not None and (recorded is None or now == recorded)

@@ -79,7 +79,7 @@ def main() -> None:
         with Lab(sc, out / sc.name, new_run_id()) as lab:
             for _, step in phase_steps(sc, "fault"):
                 step.apply(lab)
-            procs = [{"pid": pid, "cmd": state.pids_of(pid)} for pid in
+            procs = [{"pid": pid, "cmd": state.cmdline(pid)} for pid in
                      [*lab.node_pids().values(), *lab.processes()]]
             state.write({**base, "pid": os.getpid(), "ready": True, "nodes": lab.node_pids(), "procs": procs,
                          "env": {n: lab.charon_env(n) for n in lab.node_pids()},
