@@ -70,12 +70,7 @@ class Network:
                     # what a wire carries: segments that fit the MTU.
                     cmds.append(f"link set dev {end.intf} gso_max_segs 1")
                     cmds.append(f"link set dev {end.intf} up")
-        for route in spec.routes:
-            cmd = f"route add {route.dst}"
-            for key in ("via", "dev", "table", "metric"):
-                if getattr(route, key) is not None:
-                    cmd += f" {key} {getattr(route, key)}"
-            cmds.append(cmd)
+        cmds += ["route add " + " ".join(route.ip_args()) for route in spec.routes]
         cmds += ["rule add " + " ".join(rule.ip_args()) for rule in spec.rules]
         self.exec(name, ["ip", "-batch", "-"], input="\n".join(cmds))
         if spec.nft:

@@ -14,11 +14,21 @@ FORWARDING_ROLES = {"router", "nat", "ipsec"}
 
 
 class Route(Spec):
+    """An `ip route`: in a topology's nodes, and (with an action) as a step."""
+
     dst: RouteDst
     via: IpAddr | None = None
     dev: IfName | None = None
+    src: IpAddr | None = None
     table: int | None = Field(None, ge=1, le=252)
     metric: int | None = Field(None, ge=0)
+
+    def ip_args(self) -> list[str]:
+        args = [self.dst]
+        for key in ("via", "dev", "src", "table", "metric"):
+            if getattr(self, key) is not None:
+                args += [key, str(getattr(self, key))]
+        return args
 
 
 class PolicyRule(Spec):

@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from lab.spec.base import IfName, IpAddr, RouteDst
+from lab.spec.base import IpAddr
 from lab.spec.topology import PolicyRule
+from lab.spec.topology import Route as RouteSpec
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
@@ -31,22 +32,12 @@ class Nft(Step):
 
 
 @register
-class Route(Step):
+class Route(RouteSpec, Step):
     kind: Literal["route"] = "route"
     action: Literal["add", "replace", "delete"] = "replace"
-    dst: RouteDst
-    via: IpAddr | None = None
-    dev: IfName | None = None
-    src: IpAddr | None = None
-    table: int | None = Field(None, ge=1, le=252)
-    metric: int | None = Field(None, ge=0)
 
     def argv(self) -> list[str]:
-        argv = ["ip", "route", self.action, self.dst]
-        for key in ("via", "dev", "src", "table", "metric"):
-            if getattr(self, key) is not None:
-                argv += [key, str(getattr(self, key))]
-        return argv
+        return ["ip", "route", self.action, *self.ip_args()]
 
 
 @register
