@@ -31,6 +31,7 @@ class Capture:
         self.path: Path = lab.phase_dir / f"{spec.name}.pcap"
         self.mac = lab.mac(spec.node, spec.intf)
         self.nat_t_ports = lab.nat_t_ports()
+        self._decoded: dict[str, tuple[int, list]] = {}
         # what the report needs to read the pcap once the lab is gone
         (lab.phase_dir / f"{spec.name}.capture.json").write_text(json.dumps(
             {"node": spec.node, "intf": spec.intf, "mac": self.mac}))
@@ -51,10 +52,16 @@ class Capture:
             time.sleep(0.01)
 
     def packets(self, bpf: str = ""):
+        """The pcap decoded, filtered by `bpf`. Checks poll this every 50 ms: while the file has
+        not grown (a pcap only grows), the last decoding for the same filter still holds."""
         from lab import packets
-        if not self.path.exists() or self.path.stat().st_size < 24:
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < 24:
             return []
-        return packets.read(self.path, self.mac, bpf, self.nat_t_ports)
+        cached = self._decoded.get(bpf)
+        if cached is None or cached[0] != size:
+            cached = self._decoded[bpf] = (size, packets.read(self.path, self.mac, bpf, self.nat_t_ports))
+        return cached[1]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
