@@ -106,8 +106,8 @@ def _hold(lab) -> None:
     """--keep: the failing lab stays up until Enter (or Ctrl-C / SIGTERM without a terminal)."""
     err.print(f"--keep: the lab of {lab.scenario.name} stays up. Enter a node from another terminal:")
     for node, pid in lab.node_pids().items():
-        env = " ".join(f"{k}={v}" for k, v in lab.charon_env(node).items())
-        err.print(f"  {node}: sudo mnexec -a {pid} env {env} bash".replace("env  bash", "bash"), markup=False)
+        env = [f"{k}={v}" for k, v in lab.charon_env(node).items()]
+        err.print(f"  {node}: sudo mnexec -a {pid} " + " ".join([*(["env", *env] if env else []), "bash"]), markup=False)
     err.print(f"  artifacts: {lab.phase_dir}", markup=False)
     if sys.stdin.isatty():
         input("press Enter to tear it down ")
