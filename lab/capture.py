@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from lab.lab import Lab
 
 READY_TIMEOUT = 5.0
+SNAPLEN = 65535 + 14  # the largest IPv4 packet and its Ethernet header
+BUFFER_KIB = 16384
 
 
 class CaptureSpec(Spec):
@@ -39,8 +42,12 @@ class Capture:
         self._stderr = err.open("w+")
         # -U: each packet reaches the file at once, so checks can read it while it grows;
         # -Z root: Debian's tcpdump otherwise drops to a user that cannot write here.
-        self.proc = lab.spawn(spec.node, ["tcpdump", "-i", spec.intf, "-n", "-s", "0", "-U",
-                                          "--immediate-mode", "-Z", "root", "-w", str(self.path)],
+        # -s/-B: on a veth (offloads on) libpcap gives every ring slot the full snap length,
+        # so "-s 0" (256 KiB) in the default 2 MiB ring leaves 8 slots and a burst of
+        # 65000-byte pings loses hundreds of packets; no lab packet exceeds 64 KiB.
+        self.proc = lab.spawn(spec.node, ["tcpdump", "-i", spec.intf, "-n", "-s", str(SNAPLEN),
+                                          "-B", str(BUFFER_KIB), "-U", "--immediate-mode",
+                                          "-Z", "root", "-w", str(self.path)],
                               stdout=subprocess.DEVNULL, stderr=self._stderr)
         self._wait_listening(err)
 
@@ -72,3 +79,14 @@ class Capture:
                 self.proc.kill()
                 self.proc.wait()
         self._stderr.close()
+
+
+def kernel_drops(phase_dir: Path) -> dict[str, int]:
+    """Packets each capture of a finished phase lost (tcpdump counts them when it exits):
+    a check on such a capture saw less than the wire carried."""
+    drops = {}
+    for log in sorted(phase_dir.glob("*.tcpdump.log")):
+        found = re.search(r"(\d+) packets? dropped by kernel", log.read_text())
+        if found and int(found.group(1)):
+            drops[log.name.removesuffix(".tcpdump.log")] = int(found.group(1))
+    return drops

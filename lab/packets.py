@@ -144,7 +144,9 @@ def _classify_udp(pkt: Packet, payload: bytes, nat_t_ports: frozenset[int]) -> N
 def _classify_tcp_streams(segments: list[tuple[Packet, tuple, int, bytes, bool]]) -> None:
     """RFC 9329 framing over each TCP stream, reassembled by sequence number: a message is
     credited to the segment it starts in, and that segment is marked when the message
-    runs on into later segments."""
+    runs on into later segments. Where the capture lost segments (tcpdump reports kernel
+    drops under load), framing picks up again at the first later segment that starts a
+    message it can vouch for."""
     starts: dict[tuple, int] = {}
     flows: dict[tuple, list[tuple[int, bytes, Packet]]] = defaultdict(list)
     for pkt, flow, seq, payload, syn in segments:
@@ -157,41 +159,87 @@ def _classify_tcp_streams(segments: list[tuple[Packet, tuple, int, bytes, bool]]
         by_offset: dict[int, tuple[bytes, Packet]] = {}
         for seq, payload, pkt in segs:
             by_offset.setdefault((seq - start) % 2**32, (payload, pkt))  # retransmissions once
-        stream, owners, pos = bytearray(), [], 0
+        runs: list[tuple[bytearray, list[tuple[int, Packet]]]] = []
+        pos = None
         for offset in sorted(by_offset):
             payload, pkt = by_offset[offset]
-            if offset > pos:
-                break  # a gap in the capture: what follows cannot be framed
+            if pos is None or offset > pos:  # the stream's start, or the far side of a gap
+                runs.append((bytearray(), []))
+                pos = offset
             fresh = payload[pos - offset:]
             if fresh:
-                owners.append((pos, pkt))
+                stream, owners = runs[-1]
+                owners.append((len(stream), pkt))
                 stream += fresh
                 pos += len(fresh)
-        _frames_onto(bytes(stream), owners)
+        largest = max(_segment_lengths(owners, len(stream)) for stream, owners in runs if owners)
+        spis: set[bytes] = set()
+        for i, (stream, owners) in enumerate(runs):
+            _frames_onto(bytes(stream), owners, largest, spis, resync=i > 0 or 0 not in by_offset)
 
 
-def _frames_onto(stream: bytes, owners: list[tuple[int, Packet]]) -> None:
+def _segment_lengths(owners: list[tuple[int, Packet]], total: int) -> int:
     begins = [b for b, _ in owners]
-    largest = max(end - begin for begin, end in zip(begins, begins[1:] + [len(stream)]))
+    return max(end - begin for begin, end in zip(begins, begins[1:] + [total]))
+
+
+def _frames_onto(stream: bytes, owners: list[tuple[int, Packet]], largest: int, spis: set[bytes],
+                 resync: bool) -> None:
+    begins = [b for b, _ in owners]
 
     def owner(offset: int) -> Packet:
         return owners[bisect.bisect_right(begins, offset) - 1][1]
 
-    offset = 6 if stream.startswith(b"IKETCP") else 0
-    while offset + 2 <= len(stream):
+    if resync:
+        found = _first_vouched_frame(stream, spis)
+        if found is None:
+            return
+        offset = found
+    else:
+        offset = 6 if stream.startswith(b"IKETCP") else 0
+    # a message whose end lies beyond the captured stream (a gap follows, or the capture is
+    # still growing) is credited all the same: its header says what and how long it is
+    while offset + 6 <= len(stream):
         length = int.from_bytes(stream[offset:offset + 2], "big")
-        if length < 6 or offset + length > len(stream):
+        if length < 6:
             return
         message, first = stream[offset + 2:offset + length], owner(offset)
         if message.startswith(b"\0\0\0\0"):
             first.ike = first.ike or parse_ike(message[4:])
         else:
             first.esp = True
-        if owner(offset + length - 1) is not first:
+            spis.add(message[:4])
+        if offset + length > len(stream) or owner(offset + length - 1) is not first:
             first.split_frame = True
         if length > largest:
             first.oversize_message = True
         offset += length
+
+
+def _first_vouched_frame(stream: bytes, spis: set[bytes]) -> int | None:
+    """Where framing can resume after a gap: the first frame header that vouches for itself,
+    searched at every byte since segments need not start on message boundaries."""
+    candidates = [hit - 2 for marker in (*spis, b"\0\0\0\0") for hit in _finds(stream, marker) if hit >= 2]
+    return next((c for c in sorted(candidates) if _vouched_frame(stream, c, spis)), None)
+
+
+def _finds(data: bytes, needle: bytes):
+    hit = data.find(needle)
+    while hit != -1:
+        yield hit
+        hit = data.find(needle, hit + 1)
+
+
+def _vouched_frame(stream: bytes, offset: int, spis: set[bytes]) -> bool:
+    """A frame starts here: ESP with an SPI this stream carried before the gap, or IKE whose
+    header length is the frame's."""
+    length = int.from_bytes(stream[offset:offset + 2], "big")
+    message = stream[offset + 2:offset + length]
+    if length < 10 or offset + length > len(stream):
+        return False
+    if message.startswith(b"\0\0\0\0"):
+        return len(message) >= 32 and int.from_bytes(message[28:32], "big") == length - 6
+    return message[:4] in spis
 
 
 def _plain_ike(payload: bytes) -> bool:

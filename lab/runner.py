@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from lab.capture import kernel_drops
 from lab.checks import CheckResult, evaluate
 from lab.errors import LabError
 from lab.lab import Lab
@@ -83,6 +84,8 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
                 hold(lab)
     except LabError as exc:
         result.error = str(exc)
+    result.notes += [f"capture {name}: tcpdump lost {count} packets (kernel drops)"
+                     for name, count in kernel_drops(phase_dir).items()]
     result.duration_s = round(time.monotonic() - started, 3)
     progress.phase_done(label, result.passed, result.duration_s, result.error)
     return result

@@ -89,3 +89,23 @@ def test_message_split_over_segments(tmp_path):
     assert [p.split_frame for p in got] == [True, True, False]
     assert [p.oversize_message for p in got] == [True, True, False]
     assert [p.esp for p in got] == [True, True, False]  # the second message starts in segment two
+
+
+def test_framing_resumes_after_segments_lost_from_the_capture(tmp_path):
+    from scapy.layers.inet import TCP
+    from lab.transport.framing import PREFIX, frame
+
+    esp = frame(b"\x01\x02\x03\x04" + b"\xee" * 1500)
+    stream = PREFIX + esp * 4
+    base = Ether(src="02:00:00:00:00:02", dst=MAC) / IP(src="192.0.2.10", dst="203.0.113.2")
+    cuts = [0, 1000, 2000, 3000, 4000, 5000, len(stream)]
+    segments = [base / TCP(sport=40000, dport=443, flags="S", seq=1000)]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        if i != 2:  # the capture dropped the third segment
+            segments.append(base / TCP(sport=40000, dport=443, flags="PA", seq=1001 + a) / stream[a:b])
+    wrpcap(str(tmp_path / "gap.pcap"), segments)
+    got = packets.read(tmp_path / "gap.pcap", MAC)[1:]
+    # messages start at 6, 1512, 3018 and 4524; the gap (2000-3000) hides where the second
+    # one ends, and framing resumes at the third, found by the SPI the stream carried before
+    assert [p.esp for p in got] == [True, True, True, True, False]
+    assert [p.oversize_message for p in got] == [True, True, True, True, False]
