@@ -149,7 +149,12 @@ def _resolve(doc: yamlpos.Document, data: Any, values: dict[str, Any], loc: tupl
     whole = _REF.fullmatch(data)
     if whole:
         return values[whole.group(1)]
-    return _REF.sub(lambda m: str(values[m.group(1)]), data)
+    return _REF.sub(lambda m: _text(values[m.group(1)]), data)
+
+
+def _text(value: Any) -> str:
+    """A value as written into text: a whole-second timer as `8`, not `8.0` (nft, sysctl)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def find_scenario(name_or_path: str) -> Path:
@@ -303,10 +308,14 @@ def _references(doc: yamlpos.Document, sc: LoadedScenario) -> list[Problem]:
             if step.kind in ("initiate", "terminate"):
                 problems += _sa_refs(doc, loc, IpsecNode.model_validate(config[step.node]), step.ike, step.child)
 
+    monitors = [s.name for s in spec.start if s.kind == "monitor"]
     for section in ("symptoms", "healthy"):
         for i, check in enumerate(getattr(spec, section)):
             for field, node, roles in check.refs():
                 node_ok((section, i) + field, node, roles)
+            if check.kind == "outage" and check.monitor not in monitors:
+                problems.append(doc.problem((section, i, "monitor"), f"unknown monitor '{check.monitor}'; monitor steps "
+                                                                     f"in start: {', '.join(monitors) or 'none'}"))
             if check.kind == "capture" and check.capture not in capture_names:
                 problems.append(doc.problem((section, i, "capture"), f"unknown capture '{check.capture}'; "
                                                                      f"captures: {', '.join(capture_names) or 'none'}"))
