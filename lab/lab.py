@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from lab.capture import Capture
 from lab.errors import LabError
+from lab.monitor import PingMonitor
 from lab.network import Network
 from lab.pki import Credentials
 from lab.spec.ipsec import IpsecNode
@@ -36,6 +37,7 @@ class Lab:
         self._charons: dict[str, Charon] = {}
         self._captures: dict[str, Capture] = {}
         self._relays: dict[str, Relay] = {}
+        self.monitors: dict[str, PingMonitor] = {}
         self._procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> "Lab":
@@ -124,6 +126,9 @@ class Lab:
 
     def relay(self, node: str) -> Relay:
         return self._relays[node]
+
+    def start_monitor(self, name: str, node: str, to: str, every: float) -> None:
+        self.monitors[name] = PingMonitor(self, name, node, to, every)
 
     def nat_t_ports(self) -> frozenset[int]:
         """Every port a gateway of this lab may carry ESP-in-UDP on."""

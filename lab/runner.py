@@ -32,11 +32,14 @@ class PhaseResult:
     checks: list[CheckResult] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # per `monitor` step: pings sent and answered, outages in seconds, over the whole phase
+    traffic: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
 
     def as_dict(self) -> dict:
         out = {"name": self.name, "passed": self.passed, "duration_s": self.duration_s,
-               "checks": [c.as_dict() for c in self.checks], "steps": self.steps, "notes": self.notes}
+               "checks": [c.as_dict() for c in self.checks], "steps": self.steps, "notes": self.notes,
+               "traffic": self.traffic}
         if self.error:
             out["error"] = self.error
         return out
@@ -79,6 +82,7 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
                 progress.check(outcome)
                 result.checks.append(outcome)
             result.notes = [o for c in lab_charons(lab) for o in c.outcomes]
+            result.traffic = {name: m.record().summary() for name, m in lab.monitors.items()}
             result.passed = all(c.passed for c in result.checks)
             if hold and not result.passed:
                 hold(lab)

@@ -24,6 +24,7 @@ POLL_INTERVAL = 0.05
 class Probe:
     holds: bool
     observed: str
+    measured: dict | None = None  # figures for result.json, e.g. outage seconds
 
 
 @dataclass
@@ -35,6 +36,7 @@ class CheckResult:
     observed: str
     duration_s: float
     mode: str
+    measured: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +105,8 @@ def evaluate(check: Check, lab: "Lab", on_probe: Callable[[float, float], None] 
     return CheckResult(name=check.title(), kind=check.kind, expect=check.expectation(),
                        passed=passed, observed=probe.observed,
                        duration_s=round(time.monotonic() - start, 3),
-                       mode="eventually" if eventually else f"throughout {check.within:g}s")
+                       mode="eventually" if eventually else f"throughout {check.within:g}s",
+                       measured=probe.measured)
 
 
-from lab.checks import capture, log, reachability, tunnel  # noqa: E402,F401
+from lab.checks import capture, log, outage, reachability, tunnel  # noqa: E402,F401

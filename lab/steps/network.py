@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from lab.spec.base import IpAddr
+from lab.monitor import ping_argv
+from lab.spec.base import Duration, IpAddr
 from lab.spec.topology import PolicyRule
 from lab.spec.topology import Route as RouteSpec
 from lab.steps import Step, register
@@ -65,6 +66,23 @@ class Traffic(Step):
 
     def apply(self, lab: "Lab") -> None:
         lab.exec(self.node, self.argv(), check=False, timeout=self.count * 3 + 5)
+
+
+@register
+class Monitor(Step):
+    """Pings every `every` seconds from here for the rest of the phase; `outage` checks
+    and result.json read how long traffic stopped."""
+
+    kind: Literal["monitor"] = "monitor"
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    to: IpAddr
+    every: Duration = 0.2
+
+    def argv(self) -> list[str]:
+        return ping_argv(self.to, self.every)
+
+    def apply(self, lab: "Lab") -> None:
+        lab.start_monitor(self.name, self.node, self.to, self.every)
 
 
 @register
