@@ -33,6 +33,15 @@ def test_three_phases(name, tmp_path, no_leaks):
         if path.suffix == ".pcap":
             rdpcap(str(path))  # opens as a pcap, as Wireshark would
     assert any(a.endswith(".charon.log") for a in doc["artifacts"])
+    # traffic monitors: outage seconds in every phase, and a measured outage where one is a symptom
+    monitors = [s.name for s in load_scenario(name).spec.start if s.kind == "monitor"]
+    for phase in doc["phases"]:
+        assert sorted(phase["traffic"]) == sorted(monitors)
+        for record in phase["traffic"].values():
+            assert record["sent"] > 0 and record["longest_s"] == max(record["outages_s"], default=0)
+        for check in phase["checks"]:
+            if check["kind"] == "outage":
+                assert check["measured"]["sent"] > 0
     # a capture that lost packets could hide what an absent-check looks for
     assert not [n for p in doc["phases"] for n in p["notes"] if "kernel drops" in n]
 
@@ -48,3 +57,4 @@ def test_symptoms_fail_on_baseline(name, tmp_path, no_leaks):
     held = [(c.name, c.observed) for c in result.checks if c.passed]
     assert not held, f"symptom checks that also hold without the fault: {held}"
     assert evidence and len(result.checks) == len(evidence)
+

@@ -114,6 +114,18 @@ def test_unknown_timer_reference(tmp_path):
     assert p.line == line_of(text, "${dpd}")
 
 
+def test_outage_check_needs_a_monitor_started_in_start(tmp_path):
+    text = GOOD.replace("healthy:\n", "healthy:\n  - {kind: outage, monitor: lan}\n", 1)
+    [p] = problems(write(tmp_path, text))
+    assert "unknown monitor 'lan'" in p.message and "monitor steps in start: none" in p.message
+    assert p.line == line_of(text, "monitor: lan")
+
+
+def test_whole_second_timers_are_written_into_text_without_a_fraction():
+    sc = load_scenario("ikev1-cloud-responder")
+    assert "timeout 4s" in sc.spec.fault.steps[0].ruleset and "timeout 12s" in sc.spec.fault.steps[0].ruleset
+
+
 def test_missing_topology(tmp_path):
     [p] = problems(write(tmp_path, GOOD.replace("topology: site-to-site", "topology: nowhere")))
     assert "no topology 'nowhere'" in p.message and "site-to-site" in p.message
