@@ -40,6 +40,11 @@ class PingRecord:
     def longest_s(self) -> float:
         return max((o.duration_s for o in self.outages), default=0.0)
 
+    def longest_after(self, offset_s: float) -> float:
+        """The longest outage, counting only its part after `offset_s` into the record."""
+        return max((o.start_s + o.duration_s - max(o.start_s, offset_s) for o in self.outages
+                    if o.start_s + o.duration_s > offset_s), default=0.0)
+
     def summary(self) -> dict:
         return {"every_s": self.every, "sent": self.sent, "answered": self.answered,
                 "outages_s": [round(o.duration_s, 2) for o in self.outages],

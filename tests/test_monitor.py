@@ -39,3 +39,11 @@ def test_a_late_reply_is_no_loss():
     text = log((0.0, reply(1)), (0.2, lost(2)), (0.25, reply(2)), (0.4, reply(3)))
     record = parse(text, 0.2, START, START + 0.5)
     assert record.outages == [] and record.text() == "3/3 pings answered, no outage"
+
+
+def test_only_the_part_of_an_outage_after_a_moment_counts_after_it():
+    text = log((0.0, reply(1)), (0.2, lost(2)), (0.4, lost(3)), (1.0, reply(4)), (1.2, reply(5)))
+    record = parse(text, 0.2, START, START + 1.3)
+    assert round(record.longest_after(0.0), 3) == 1.0
+    assert round(record.longest_after(0.6), 3) == 0.4  # a check that began mid-outage
+    assert record.longest_after(1.1) == 0.0

@@ -55,6 +55,9 @@ class Check(Spec):
     context: bool = False
     roles: ClassVar[set[str] | None] = None
 
+    def begin(self) -> None:
+        """Called as an evaluation starts, for checks that judge only their own window."""
+
     def eventually(self) -> bool:
         """True: pass once observed. False: must hold throughout `within`."""
         raise NotImplementedError
@@ -92,6 +95,7 @@ def evaluate(check: Check, lab: "Lab", on_probe: Callable[[float, float], None] 
     start = time.monotonic()
     deadline = start + check.within
     eventually = check.eventually()
+    check.begin()
     while True:
         probe = check.probe(lab)
         now = time.monotonic()

@@ -1,7 +1,10 @@
 """How long traffic stopped, from a `monitor` step's steady pings over the whole phase."""
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Literal
+
+from pydantic import PrivateAttr
 
 from lab.checks import Check, Probe, register
 from lab.spec.base import Duration
@@ -14,12 +17,17 @@ if TYPE_CHECKING:
 class Outage(Check):
     kind: Literal["outage"] = "outage"
     monitor: str
-    # seen: an outage of at least `at_least` that is over (traffic came back), so its length
-    # is measured; none: no outage longer than `at_most` all window long
+    # seen: an outage of at least `at_least` in this phase that is over (traffic came back),
+    # so its length is measured; none: no outage longer than `at_most` within the check's
+    # window (a workshop's `lab check` judges the trainee's fix, not the fault before it)
     expect: Literal["seen", "none"] = "none"
     at_least: Duration = 1.0
     # a ping or two lost while SAs are swapped is not the outage a user would notice
     at_most: Duration = 1.0
+    _window_start: float = PrivateAttr(0.0)
+
+    def begin(self) -> None:
+        self._window_start = time.time()
 
     def eventually(self) -> bool:
         return self.expect == "seen"
@@ -33,6 +41,10 @@ class Outage(Check):
         record = lab.monitors[self.monitor].record()
         if self.expect == "seen":
             holds = any(o.ended and o.duration_s >= self.at_least for o in record.outages)
+            observed = f"{self.monitor}: {record.text()}"
         else:
-            holds = record.longest_s <= self.at_most
-        return Probe(holds, f"{self.monitor}: {record.text()}", measured=record.summary())
+            monitor = lab.monitors[self.monitor]
+            longest = record.longest_after(self._window_start - monitor.started)
+            holds = longest <= self.at_most
+            observed = f"{self.monitor}: {record.text()}; since this check began: longest {longest:.2f} s"
+        return Probe(holds, observed, measured=record.summary())
