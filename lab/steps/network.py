@@ -1,4 +1,4 @@
-"""Kernel networking inside one node: nftables, routes, policy rules, sysctls."""
+"""Kernel networking inside one node: nftables, routes, policy rules, sysctls, and pings as test traffic."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
@@ -76,7 +76,7 @@ class Monitor(Step):
     kind: Literal["monitor"] = "monitor"
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     to: IpAddr
-    every: Duration = 0.2
+    every: Duration = Field(0.2, ge=0.01)  # finer than 10 ms is a flood, not a probe
 
     def argv(self) -> list[str]:
         return ping_argv(self.to, self.every)
