@@ -92,7 +92,7 @@ def ping_argv(to: str, every: float) -> list[str]:
 
 class PingMonitor:
     def __init__(self, lab: "Lab", name: str, node: str, to: str, every: float):
-        self.name, self.every = name, every
+        self.every = every
         self.log: Path = lab.phase_dir / f"{name}.ping.log"
         self.started = time.time()  # wall clock, as ping -D stamps its lines
         with self.log.open("w") as out:

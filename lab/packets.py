@@ -145,8 +145,8 @@ def _classify_tcp_streams(segments: list[tuple[Packet, tuple, int, bytes, bool]]
     """RFC 9329 framing over each TCP stream, reassembled by sequence number: a message is
     credited to the segment it starts in, and that segment is marked when the message
     runs on into later segments. Where the capture lost segments (tcpdump reports kernel
-    drops under load), framing picks up again at the first later segment that starts a
-    message it can vouch for."""
+    drops under load), framing picks up again at the first message header after the gap
+    that it can vouch for."""
     starts: dict[tuple, int] = {}
     flows: dict[tuple, list[tuple[int, bytes, Packet]]] = defaultdict(list)
     for pkt, flow, seq, payload, syn in segments:
@@ -172,13 +172,13 @@ def _classify_tcp_streams(segments: list[tuple[Packet, tuple, int, bytes, bool]]
                 owners.append((len(stream), pkt))
                 stream += fresh
                 pos += len(fresh)
-        largest = max(_segment_lengths(owners, len(stream)) for stream, owners in runs if owners)
+        largest = max(_largest_segment(owners, len(stream)) for stream, owners in runs if owners)
         spis: set[bytes] = set()
         for i, (stream, owners) in enumerate(runs):
             _frames_onto(bytes(stream), owners, largest, spis, resync=i > 0 or 0 not in by_offset)
 
 
-def _segment_lengths(owners: list[tuple[int, Packet]], total: int) -> int:
+def _largest_segment(owners: list[tuple[int, Packet]], total: int) -> int:
     begins = [b for b, _ in owners]
     return max(end - begin for begin, end in zip(begins, begins[1:] + [total]))
 

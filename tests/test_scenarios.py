@@ -15,7 +15,8 @@ SCENARIOS = scenario_names()
 def test_three_phases(name, tmp_path, no_leaks):
     from scapy.utils import rdpcap
 
-    doc = run_scenario(load_scenario(name), tmp_path, Progress(quiet=True))
+    sc = load_scenario(name)
+    doc = run_scenario(sc, tmp_path, Progress(quiet=True))
     on_disk = json.loads((tmp_path / name / "result.json").read_text())
     assert on_disk == doc
     failed = [(p["name"], c["name"], c["observed"]) for p in doc["phases"] for c in p["checks"] if not c["passed"]]
@@ -34,7 +35,7 @@ def test_three_phases(name, tmp_path, no_leaks):
             rdpcap(str(path))  # opens as a pcap, as Wireshark would
     assert any(a.endswith(".charon.log") for a in doc["artifacts"])
     # traffic monitors: outage seconds in every phase, and a measured outage where one is a symptom
-    monitors = [s.name for s in load_scenario(name).spec.start if s.kind == "monitor"]
+    monitors = [s.name for s in sc.spec.start if s.kind == "monitor"]
     for phase in doc["phases"]:
         assert sorted(phase["traffic"]) == sorted(monitors)
         for record in phase["traffic"].values():

@@ -38,12 +38,12 @@ class Outage(Check):
         return f"traffic {self.monitor}: no outage over {self.at_most:g} s"
 
     def probe(self, lab: "Lab") -> Probe:
-        record = lab.monitors[self.monitor].record()
+        monitor = lab.monitors[self.monitor]
+        record = monitor.record()
         if self.expect == "seen":
             holds = any(o.ended and o.duration_s >= self.at_least for o in record.outages)
             observed = f"{self.monitor}: {record.text()}"
         else:
-            monitor = lab.monitors[self.monitor]
             longest = record.longest_after(self._window_start - monitor.started)
             holds = longest <= self.at_most
             observed = f"{self.monitor}: {record.text()}; since this check began: longest {longest:.2f} s"
