@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-done
 
 # Debian packages the lab runs on; `dpkg-query` decides what is missing.
 APT_PACKAGES := mininet bridge-utils strongswan-swanctl strongswan-charon \
-	libcharon-extra-plugins strongswan-pki tcpdump nftables iproute2 \
+	libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki tcpdump nftables iproute2 \
 	iputils-ping conntrack procps python3-venv
 
 # Only the tests need a browser (the HTML report is checked in headless Chromium).
