@@ -6,10 +6,11 @@ LAB   := $(VENV)/bin/lab
 OUT   ?= results
 STAMP := $(VENV)/.setup-done
 
-# Debian packages the lab runs on; `dpkg-query` decides what is missing.
-APT_PACKAGES := mininet bridge-utils strongswan-swanctl strongswan-charon \
-	libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki tcpdump nftables iproute2 \
-	iputils-ping conntrack procps python3-venv
+# Debian packages the lab runs on; `dpkg-query` decides what is missing. lab/preflight.py
+# says what each one provides, and tests/test_install_truth.py proves both against dpkg.
+APT_PACKAGES := mininet strongswan-swanctl strongswan-charon libcharon-extra-plugins \
+	libstrongswan-standard-plugins strongswan-pki tcpdump nftables iproute2 iputils-ping \
+	procps ethtool python3-venv
 
 # Only the tests need a browser (the HTML report is checked in headless Chromium).
 TEST_APT_PACKAGES := chromium fonts-wqy-zenhei

@@ -40,8 +40,21 @@ def _load(name: str, params: list[str] | None = None):
 
 
 def _need_root() -> None:
+    """Before a lab is built: root, and everything the machine must provide (lab doctor)."""
+    from lab import preflight
+
     if os.geteuid() != 0:
         err.print("lab runs need root (network namespaces, charon, tcpdump); try: sudo make scenario NAME=...")
+        raise typer.Exit(EXIT_LAB)
+    missing = preflight.missing(preflight.check())
+    if missing:
+        err.print(f"[red]this machine cannot run a lab[/red]; nothing was built. Missing ({len(missing)}):")
+        for item in missing:
+            err.print(f"  {item.what}" + (f" ({item.detail})" if item.detail else "")
+                      + (f": Debian package {item.package}" if item.package else ""), markup=False)
+        hint = preflight.install_hint(missing)
+        if hint:
+            err.print(hint, markup=False)
         raise typer.Exit(EXIT_LAB)
 
 
@@ -137,6 +150,79 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
         print(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                  if "avg" in rtt else rtt["error"]))
     print(f"written: {out}")
+
+
+@app.command()
+def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (default: all)"),
+         runs: int = typer.Option(20, "--runs", min=1, help="runs of each scenario"),
+         load: bool = typer.Option(False, "--load", help="one CPU-bound process per core beside the labs"),
+         out: Path = typer.Option(Path("results/soak.json"), "--out")) -> None:
+    """Run scenarios many times (optionally under CPU load); write pass rates and every failure as JSON."""
+    from lab.progress import Progress
+    from lab.soak import soak as run_soak
+
+    names = names or scenario_names()
+    for name in names:
+        _load(name)
+    _need_root()
+    _terminate_as_interrupt()
+    try:
+        doc = run_soak(names, runs, load, out, Progress())
+    except KeyboardInterrupt:
+        err.print(f"interrupted; figures so far in {out}")
+        raise typer.Exit(130) from None
+    for fig in doc["scenarios"]:
+        print(f"{fig['scenario']:<24} {fig['passed']}/{fig['runs']} passed  reruns {fig['phase_reruns']}  "
+              f"median {fig['median_s']:.1f}s")
+    totals = doc["totals"]
+    print(f"total: {totals['passed']}/{totals['runs']} passed, {totals['phase_reruns']} phase reruns; written: {out}")
+
+
+@app.command()
+def doctor() -> None:
+    """What the lab needs from this machine, each with its Debian package: exit 3 if anything is missing."""
+    from lab import preflight
+
+    out = Console(highlight=False, soft_wrap=True)
+    items = preflight.check()
+    for item in items:
+        out.print(f"  {'[green]ok[/green]     ' if item.ok else '[red]MISSING[/red]'} {item.what}", end="")
+        out.print((f"  {item.detail}" if item.detail else "") + (f"  ({item.package})" if item.package else ""),
+                  markup=False)
+    missing = preflight.missing(items)
+    if missing:
+        hint = preflight.install_hint(missing)
+        out.print(f"{len(missing)} missing." + (f" {hint}" if hint else ""), markup=False)
+        raise typer.Exit(EXIT_LAB)
+    out.print("everything the lab needs is here")
+
+
+@app.command()
+def clean(dry_run: bool = typer.Option(False, "--dry-run", help="list what would be removed, remove nothing")) -> None:
+    """Remove what dead lab runs left (after kill -9, a crash, a power cut); live runs are never touched."""
+    from lab import clean as leftovers
+
+    if os.geteuid() != 0:
+        err.print("lab clean needs root (it reads other processes' environments)")
+        raise typer.Exit(EXIT_LAB)
+    found = leftovers.find()
+    if not found:
+        print("nothing left behind by dead runs")
+        return
+    for left in found:
+        print(("would remove " if dry_run else "removing ") + left.describe())
+        for pid, cmd in sorted(left.processes.items()):
+            print(f"  {pid} {cmd}")
+    if dry_run:
+        return
+    problems = leftovers.remove(found)
+    for problem in problems:
+        err.print(problem, markup=False)
+    counts = leftovers.summary(found)
+    print(f"removed {counts.get('processes', 0)} process(es), {counts.get('namespaces', 0)} namespace(s), "
+          f"{counts.get('runtime_dirs', 0)} runtime dir(s) of {counts['runs']} dead run(s)")
+    if problems:
+        raise typer.Exit(EXIT_LAB)
 
 
 # -- workshop mode ---------------------------------------------------------------

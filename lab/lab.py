@@ -19,6 +19,7 @@ from lab.capture import Capture
 from lab.errors import LabError
 from lab.monitor import PingMonitor
 from lab.network import Network
+from lab.owner import Owner, marks, write_owner_file
 from lab.pki import Credentials
 from lab.spec.ipsec import IpsecNode
 from lab.spec.load import LoadedScenario
@@ -31,7 +32,9 @@ class Lab:
         self.scenario = scenario
         self.phase_dir = phase_dir
         self.run_id = run_id
+        self.owner = Owner.me()
         self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"ipsec-lab-{run_id}-"))
+        write_owner_file(self.runtime_dir, run_id, self.owner)
         self.network: Network | None = None
         self.credentials: Credentials | None = None
         self._charons: dict[str, Charon] = {}
@@ -57,7 +60,7 @@ class Lab:
         self.phase_dir.mkdir(parents=True, exist_ok=True)
         pki = self.scenario.pki
         self.credentials = Credentials(pki, self.phase_dir / "pki") if (pki.cas or pki.certs) else None
-        self.network = Network(self.scenario.topology, self.run_id)
+        self.network = Network(self.scenario.topology, self.run_id, marks(self.run_id, self.owner))
         # Captures first, so they see the first IKE packet.
         for spec in self.scenario.spec.captures:
             self._captures[spec.name] = Capture(self, spec)

@@ -9,31 +9,50 @@ network and mount namespaces).
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from typing import Any
 
+from mininet.node import Node
+
 from lab.errors import LabError
+from lab.preflight import declared
 from lab.spec.topology import FORWARDING_ROLES, Topology
 
 BRIDGE = "br0"
+PYTHON = sys.executable  # the TCP relay runs as `python -m lab.transport.relay`
+
+
+class LabNode(Node):
+    """A Mininet node whose every process (its shell, and all it starts) carries the run's
+    marks in its environment, so `lab clean` can tell what a dead run left (lab.owner)."""
+
+    def __init__(self, name: str, marks: dict[str, str], **params: Any):
+        self.marks = marks  # before Node.__init__, which starts the shell
+        super().__init__(name, **params)
+
+    def _popen(self, cmd: list[str], **params: Any):
+        params["env"] = {**(params.get("env") or os.environ), **self.marks}
+        return super()._popen(cmd, **params)
 
 
 class Network:
-    def __init__(self, topology: Topology, run_id: str):
+    def __init__(self, topology: Topology, run_id: str, marks: dict[str, str]):
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import Node
 
         setLogLevel("error")
         self.topology = topology
         self.run_id = run_id
+        self.marks = marks
         # No controller, no switches, no Mininet addressing: the topology says it all.
         self._net = Mininet(controller=None, build=False, autoSetMacs=False, autoStaticArp=False)
         self.nodes: dict[str, Any] = {}
         try:
             for name, spec in topology.nodes.items():
                 # A private /run gives each charon its own pid file.
-                self.nodes[name] = self._net.addHost(name, cls=Node, ip=None, privateDirs=["/run"])
+                self.nodes[name] = self._net.addHost(name, cls=LabNode, marks=marks, ip=None, privateDirs=["/run"])
             for link in topology.links:
                 if len(link.ends) == 2:
                     a, b = link.ends
@@ -47,9 +66,7 @@ class Network:
             raise
 
     def _bridge(self, name: str, ends) -> None:
-        from mininet.node import Node
-
-        bridge = self._net.addHost(name, cls=Node, ip=None)
+        bridge = self._net.addHost(name, cls=LabNode, marks=self.marks, ip=None)
         self.nodes[name] = bridge
         for i, end in enumerate(ends):
             self._net.addLink(self.nodes[end.node], bridge, intfName1=end.intf, intfName2=f"p{i}")
@@ -96,6 +113,8 @@ class Network:
 
     def spawn(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         """A process inside the node's namespaces; the caller owns and stops it."""
+        if not declared(argv[0]) and argv[0] != PYTHON:
+            raise LabError(f"[{node}] {argv[0]}: not a program lab.preflight knows (add it there, with its package)")
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         return self.nodes[node].popen(argv, **kwargs)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from lab.errors import LabError
+from lab.preflight import program
 from lab.spec.base import Spec
+from lab.strongswan.render import PKI_PLUGINS
 
 LIFETIME_DAYS = "30"
 
@@ -53,7 +55,7 @@ class Credentials:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "pki.conf"
-        conf.write_text("pki {\n    load = pem pkcs1 pkcs8 x509 openssl random\n}\n")
+        conf.write_text(f"pki {{\n    load = {' '.join(PKI_PLUGINS)}\n}}\n")
         self._env = {**os.environ, "STRONGSWAN_CONF": str(conf)}
         for name, ca in spec.cas.items():
             self._key(name)
@@ -82,7 +84,7 @@ class Credentials:
         self._pki(name, *args, *(["--ca"] if ca else []))
 
     def _pki(self, name: str, *args: str, output: Path | None = None) -> None:
-        argv = ["pki", *args, "--outform", "pem"]
+        argv = [program("pki"), *args, "--outform", "pem"]
         if "--gen" not in args:
             argv += ["--lifetime", LIFETIME_DAYS]
         proc = subprocess.run(argv, capture_output=True, env=self._env)

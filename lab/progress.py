@@ -46,6 +46,11 @@ class Progress:
         self.console.print(f"{result.name}  ({result.mode}, {result.duration_s:.1f}s)", markup=False, soft_wrap=True)
         self.console.print(f"         observed: {result.observed}", markup=False, soft_wrap=True)
 
+    def retry(self, phase: str, what: str, attempt: int, attempts: int) -> None:
+        if not self.quiet:
+            self.console.print(f"  [yellow]{phase}: {what} (kernel drops); its checks are no evidence: "
+                               f"running it again ({attempt + 1} of {attempts})[/yellow]")
+
     def phase_done(self, name: str, passed: bool, duration: float, error: str | None = None) -> None:
         if self.quiet:
             return

@@ -22,6 +22,7 @@ from lab.progress import Progress
 from lab.spec.load import LoadedScenario
 
 PHASES = ("baseline", "fault", "fix")
+MAX_ATTEMPTS = 3
 
 
 @dataclass
@@ -35,11 +36,12 @@ class PhaseResult:
     # per `monitor` step: pings sent and answered, outages in seconds, over the whole phase
     traffic: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
+    attempts: int = 1  # more than one: captures lost packets and the phase was run again
 
     def as_dict(self) -> dict:
         out = {"name": self.name, "passed": self.passed, "duration_s": self.duration_s,
                "checks": [c.as_dict() for c in self.checks], "steps": self.steps, "notes": self.notes,
-               "traffic": self.traffic}
+               "traffic": self.traffic, "attempts": self.attempts}
         if self.error:
             out["error"] = self.error
         return out
@@ -66,10 +68,41 @@ def phase_checks(sc: LoadedScenario, phase: str):
 def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
               checks=None, label: str | None = None, hold: Callable[[Lab], None] | None = None) -> PhaseResult:
     """Build a lab, apply the phase's steps, evaluate `checks` (default: the phase's own), tear down.
-    `hold(lab)` runs before the teardown of a phase that did not hold (`lab run --keep`)."""
+    `hold(lab)` runs before the teardown of a phase that did not hold (`lab run --keep`).
+
+    A verdict must not rest on packets a capture lost: when a capture that a check read
+    reports kernel drops, the phase runs again on a fresh lab (at most MAX_ATTEMPTS times,
+    recorded in the notes); if every attempt lost packets, the phase has no verdict (error)."""
     label = label or phase
     checks = phase_checks(sc, phase) if checks is None else checks
+    read = {name for check in [*checks, *(s.check for _, s in phase_steps(sc, phase) if s.kind == "await")]
+            for name in check.captures()}
     started = time.monotonic()
+    retried: list[str] = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if attempt > 1:
+            shutil.rmtree(phase_dir)  # the attempt that lost packets leaves no artifacts behind
+        result = _attempt(sc, phase, phase_dir, run_id, progress, checks, label, hold)
+        lost = {name: n for name, n in kernel_drops(phase_dir).items() if name in read}
+        if not lost:
+            break
+        what = ", ".join(f"capture {name} lost {n} packets" for name, n in lost.items())
+        retried.append(f"attempt {attempt}: {what} (kernel drops); its checks were not evidence")
+        progress.retry(label, what, attempt, MAX_ATTEMPTS)
+    else:
+        result.passed = False
+        result.error = (f"every attempt ({MAX_ATTEMPTS}) lost captured packets that checks read: "
+                        f"no verdict on what was lost ({what})")
+    result.attempts = attempt
+    result.notes = retried + result.notes + [f"capture {name}: tcpdump lost {count} packets (kernel drops)"
+                                             for name, count in kernel_drops(phase_dir).items()]
+    result.duration_s = round(time.monotonic() - started, 3)
+    progress.phase_done(label, result.passed, result.duration_s, result.error)
+    return result
+
+
+def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress, checks,
+             label: str, hold: Callable[[Lab], None] | None) -> PhaseResult:
     result = PhaseResult(label, False, 0.0)
     try:
         with Lab(sc, phase_dir, run_id) as lab:
@@ -88,10 +121,6 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
                 hold(lab)
     except LabError as exc:
         result.error = str(exc)
-    result.notes += [f"capture {name}: tcpdump lost {count} packets (kernel drops)"
-                     for name, count in kernel_drops(phase_dir).items()]
-    result.duration_s = round(time.monotonic() - started, 3)
-    progress.phase_done(label, result.passed, result.duration_s, result.error)
     return result
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
 from dataclasses import dataclass
+
+from pyroute2 import IPRoute
 
 WATCHED = {"charon", "tcpdump", "mnexec"}
 
@@ -42,8 +43,7 @@ def _procs() -> tuple[set[str], set[tuple[int, str]]]:
 
 def snapshot() -> Snapshot:
     netns, procs = _procs()
-    links = set(subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True)
-                .stdout.split("\n"))
-    links = {line.split(":")[1].strip() for line in links if line.count(":") >= 2}
+    with IPRoute() as ipr:  # the root namespace, where nothing of a lab may appear
+        links = {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
     mounts = set(open("/proc/self/mountinfo").read().splitlines())
     return Snapshot(netns, procs, links, mounts, set(glob.glob("/tmp/ipsec-lab-*")))

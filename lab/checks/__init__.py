@@ -75,6 +75,10 @@ class Check(Spec):
         """(field path, node, roles it must have): node references, checked against the topology."""
         return [(("node",), self.node, self.roles)] if hasattr(self, "node") else []
 
+    def captures(self) -> set[str]:
+        """The captures this check reads: packets they lost would make its verdict a guess."""
+        return set()
+
 
 def check_union():
     """The type of any registered check, told apart by `kind`."""

@@ -58,6 +58,9 @@ class Capture(Check):
     def eventually(self) -> bool:
         return self.expect == "present"
 
+    def captures(self) -> set[str]:
+        return {self.capture}
+
     def describe_match(self) -> str:
         parts = [f"'{self.filter}'" if self.filter else "any packet"]
         if self.ike:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.errors import LabError
+from lab.errors import LabError, died
+from lab.preflight import program
 from lab.spec.ipsec import IpsecNode
 from lab.spec.merge import deep_merge
 from lab.strongswan import render
@@ -23,7 +24,6 @@ from lab.strongswan import render
 if TYPE_CHECKING:
     from lab.lab import Lab
 
-CHARON = "/usr/lib/ipsec/charon"
 SWANCTL_DIRS = ("x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
 READY_TIMEOUT = 10.0
 
@@ -64,7 +64,7 @@ class Charon:
         self.conf.write_text(render.strongswan_conf(self.node, self.lab.run_id, self.spec, self.socket, self.log))
         self._write_swanctl()
         out = (self.dir / "charon.stdout").open("w")
-        self._proc = self.lab.spawn(self.node, [CHARON], env=self.lab.env(self.env),
+        self._proc = self.lab.spawn(self.node, [program("charon")], env=self.lab.env(self.env),
                                     stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self._session, self._socket = self._connect()
@@ -77,7 +77,7 @@ class Charon:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self._proc.poll() is not None:
-                raise LabError(f"charon on {self.node} exited ({self._proc.returncode}); see {self.dir}/charon.stdout")
+                raise died(f"charon on {self.node}", self._proc.returncode, self.dir / "charon.stdout", self.log)
             try:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(str(self.socket))
@@ -169,19 +169,28 @@ class Charon:
     def terminate(self, child: str | None = None, ike: str | None = None) -> None:
         request = {k: v for k, v in (("child", child), ("ike", ike)) if v}
         request["timeout"] = 5000
-        for _ in self._session.terminate(request):
-            pass
+        self._vici("terminate", lambda: list(self._session.terminate(request)))
 
     def list_sas(self, ike: str) -> list[dict[str, Any]]:
         """IKE_SAs named `ike`, as [{state, children: [{name, state, local_ts, remote_ts}]}]."""
         result = []
-        for entry in self._session.list_sas({"ike": ike}):
+        for entry in self._vici("list-sas", lambda: list(self._session.list_sas({"ike": ike}))):
             for sa in _text(entry).values():
                 children = [{"name": c["name"], "state": c["state"],
                              "local_ts": c.get("local-ts", []), "remote_ts": c.get("remote-ts", [])}
                             for c in sa.get("child-sas", {}).values()]
                 result.append({"state": sa["state"], "children": children})
         return result
+
+    def _vici(self, command: str, call):
+        """A vici request; a daemon that died meanwhile is reported with its reason."""
+        try:
+            return call()
+        except Exception as exc:  # vici's own errors, or the socket of a dead daemon
+            if self._proc is not None and self._proc.poll() is not None:
+                raise died(f"charon on {self.node}", self._proc.returncode, self.dir / "charon.stdout",
+                           self.log) from None
+            raise LabError(f"charon on {self.node}: vici {command}: {exc}") from None
 
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []

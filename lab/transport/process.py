@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from lab.errors import LabError
+from lab.errors import LabError, died, exit_reason
 from lab.transport.spec import TcpEncap
 
 if TYPE_CHECKING:
@@ -30,13 +30,17 @@ class Relay:
         config = lab.phase_dir / node / "relay.json"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps({**spec.model_dump(), "log": str(self.log)}, indent=2))
-        self.proc = lab.spawn(node, [sys.executable, "-m", "lab.transport.relay", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=(lab.phase_dir / node / "relay.stderr").open("w"))
+        stderr = lab.phase_dir / node / "relay.stderr"
+        with stderr.open("w") as err:
+            self.proc = lab.spawn(node, [sys.executable, "-m", "lab.transport.relay", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + READY_TIMEOUT
         while "] ready" not in self.log_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                stderr = (lab.phase_dir / node / "relay.stderr").read_text().strip().splitlines()
-                raise LabError(f"TCP relay on {node} did not start: {stderr[-1] if stderr else self.log_text()}")
+            if self.proc.poll() is not None:
+                raise died(f"TCP relay on {node}", self.proc.returncode, stderr, self.log)
+            if time.monotonic() > deadline:
+                raise LabError(f"TCP relay on {node} did not start within {READY_TIMEOUT:g}s: "
+                               f"{exit_reason(stderr, self.log)}")
             time.sleep(0.01)
 
     def log_text(self) -> str:
