@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from lab.checks import evaluate
-from lab.checks.tunnel import Tunnel
-from lab.lab import Lab
+from lab.checks.tunnel import TunnelCheck
+from lab.running_lab import RunningLab
 from lab.progress import Progress
 from lab.runner import new_run_id, run_scenario
-from lab.spec.load import load_scenario
+from lab.schema.load import load_scenario
 
 RTT_PINGS = 50
 
@@ -52,7 +52,7 @@ def tunnel_rtt(mode: str) -> dict:
     """pc1 -> srv through the wan1 tunnel of tcp-asym's healthy lab, the peer's relay in `mode`."""
     sc = load_scenario("tcp-asym")
     sc.tcp_encap["peer"] = sc.tcp_encap["peer"].model_copy(update={"mode": mode})
-    with tempfile.TemporaryDirectory(prefix="ipsec-lab-bench-") as tmp, Lab(sc, Path(tmp), new_run_id()) as lab:
+    with tempfile.TemporaryDirectory(prefix="ipsec-lab-bench-") as tmp, RunningLab(sc, Path(tmp), new_run_id()) as lab:
         for step in sc.spec.start:
             step.apply(lab)
         if not evaluate(Tunnel(node="peer", ike="fgt_wan1", child="net1", within=10), lab).passed:

@@ -14,8 +14,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from lab.spec.errors import SpecError
-from lab.spec.load import load_scenario, scenario_names
+from lab.schema.errors import InputError
+from lab.schema.load import load_scenario
+from lab.schema.locate import scenario_names
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LAB = 1, 2, 3
 
@@ -24,19 +25,31 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _load(name: str, params: list[str] | None = None):
+def _load(name: str, params: list[str] | None = None, deep: bool = True):
+    """A scenario, validated; `deep` also loads its nft rulesets in a throwaway namespace (root only).
+    Bad input: every problem as file:line: key: message, exit 2, nothing built."""
+    from lab import validate as checks
+
+    pairs = dict(p.split("=", 1) for p in params or [] if "=" in p)
+    bad = [p for p in params or [] if "=" not in p]
+    if bad:
+        err.print(f"--param takes NAME=VALUE, not '{bad[0][:60]}'", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        pairs = dict(p.split("=", 1) for p in params or [] if "=" in p)
-        bad = [p for p in params or [] if "=" not in p]
-        if bad:
-            err.print(f"--param takes NAME=VALUE, not '{bad[0]}'")
-            raise typer.Exit(EXIT_BAD_INPUT)
-        return load_scenario(name, pairs)
-    except SpecError as exc:
-        err.print(f"[red]invalid scenario[/red] ({len(exc.problems)} problem(s)); nothing was built:")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        sc = load_scenario(name, pairs)
+        problems = checks.scenario_problems(sc, sc.doc) if deep else []
+    except InputError as exc:
+        _bad_input(exc.problems)
+    if problems:
+        _bad_input(problems)
+    return sc
+
+
+def _bad_input(problems) -> None:
+    err.print(f"[red]invalid input[/red] ({len(problems)} problem(s)); nothing was built:")
+    for problem in problems:
+        err.print(f"  {problem}", markup=False)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _need_root() -> None:
@@ -69,16 +82,35 @@ def _terminate_as_interrupt() -> None:
 def list_() -> None:
     """One scenario a line: name, then title."""
     for name in scenario_names():
-        sc = _load(name)
+        sc = _load(name, deep=False)
         print(f"{name}\t{sc.spec.title.en} / {sc.spec.title.zh}")
 
 
 @app.command()
-def validate(scenarios: list[str]) -> None:
-    """Check scenario files without building anything."""
-    for name in scenarios:
-        _load(name)
-        print(f"{name}: ok")
+def validate(files: list[str] = typer.Argument(..., help="scenario names or files, topology files")) -> None:
+    """Check scenario and topology files without building anything: every problem, with file and line."""
+    from lab import validate as checks
+    from lab.schema.load import is_topology, load_topology
+
+    problems = []
+    for name in files:
+        try:
+            path = Path(name)
+            if path.suffix in (".yaml", ".yml") and path.is_file() and is_topology(path):
+                topo, doc = load_topology(path)
+                found = checks.topology_problems(topo, doc)
+            else:
+                sc = load_scenario(name)
+                found = checks.scenario_problems(sc, sc.doc)
+        except InputError as exc:
+            found = exc.problems
+        problems += found
+        if not found:
+            print(f"{name}: ok")
+    if os.geteuid() != 0:
+        err.print("note: nft rulesets were not loaded into a throwaway namespace (that needs root)")
+    if problems:
+        _bad_input(problems)
 
 
 @app.command()
@@ -287,7 +319,7 @@ def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (de
     from lab.workshop import client
 
     current = client.running()
-    sc = _load(current["path"], current.get("params"))
+    sc = _load(current["path"], current.get("params"), deep=False)
     n, text = client.next_hint(sc, number)
     print(f"hint {n}/{len(sc.spec.hints)}:")
     for line in _texts(text, lang or current.get("lang", "both")):

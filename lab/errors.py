@@ -1,4 +1,4 @@
-"""Errors of the running lab, as opposed to bad input (lab.spec.SpecError)."""
+"""Errors of the running lab, as opposed to bad input (lab.spec.InputError)."""
 from __future__ import annotations
 
 import re

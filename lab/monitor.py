@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 _LINE = re.compile(r"^\[(\d+\.\d+)\] (.*)$", re.M)
 _SEQ = re.compile(r"icmp_seq=(\d+)")
@@ -86,17 +86,15 @@ def parse(text: str, every: float, started: float, now: float) -> PingRecord:
     return PingRecord(every, sent, len(replies), outages)
 
 
-def ping_argv(to: str, every: float) -> list[str]:
-    return ["ping", "-n", "-O", "-D", "-i", f"{every:g}", to]
-
-
 class PingMonitor:
-    def __init__(self, lab: "Lab", name: str, node: str, to: str, every: float):
+    """`argv`: the monitor step's `ping -O -D -i EVERY ...`."""
+
+    def __init__(self, lab: "RunningLab", name: str, node: str, argv: list[str], every: float):
         self.every = every
         self.log: Path = lab.phase_dir / f"{name}.ping.log"
         self.started = time.time()  # wall clock, as ping -D stamps its lines
         with self.log.open("w") as out:
-            lab.spawn(node, ping_argv(to, every), stdout=out, stderr=subprocess.STDOUT)
+            lab.spawn(node, argv, stdout=out, stderr=subprocess.STDOUT)
 
     def record(self) -> PingRecord:
         return parse(self.log.read_text(), self.every, self.started, time.time())

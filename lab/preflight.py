@@ -60,6 +60,7 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in (
     Program("ping", "/usr/bin/ping", "iputils-ping", "traffic and reachability checks"),
     Program("sysctl", "/usr/sbin/sysctl", "procps", "per-namespace kernel settings"),
     Program("ethtool", "/usr/sbin/ethtool", "ethtool", "offloads off, so captures see wire-sized packets"),
+    Program("conntrack", "/usr/sbin/conntrack", "conntrack", "reads a NAT node's connection tracking table"),
     Program("mnexec", "/usr/bin/mnexec", "mininet", "enters a node's namespaces"),
     Program("env", "/usr/bin/env", "coreutils", "runs swanctl with a node's environment"),
 )}
@@ -129,7 +130,7 @@ def declared(argv0: str) -> bool:
 CLONE_NEWNET = 0x40000000
 
 
-def _unshare_net() -> None:
+def unshare_net() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
@@ -149,7 +150,7 @@ def kernel_features() -> dict[str, str | None]:
     except (OSError, ValueError, KeyError):
         pass
     try:
-        proc = subprocess.run([sys.executable, "-m", "lab.preflight", "--probe-kernel"], preexec_fn=_unshare_net,
+        proc = subprocess.run([sys.executable, "-m", "lab.preflight", "--probe-kernel"], preexec_fn=unshare_net,
                               capture_output=True, text=True, timeout=20, cwd=Path(__file__).parent.parent)
     except subprocess.SubprocessError as exc:  # the child could not leave the host's namespace
         return {f: f"not probed: {exc}" for f in KERNEL_FEATURES} | {"netns": "cannot create a network namespace"}

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lab.capture import kernel_drops
+from lab.capture.tcpdump import kernel_drops
 from lab.checks import CheckResult, evaluate
 from lab.errors import LabError
-from lab.lab import Lab
+from lab.running_lab import RunningLab
 from lab.progress import Progress
-from lab.spec.load import LoadedScenario
+from lab.schema.load import LoadedScenario
 
 PHASES = ("baseline", "fault", "fix")
 MAX_ATTEMPTS = 3
@@ -66,7 +66,7 @@ def phase_checks(sc: LoadedScenario, phase: str):
 
 
 def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
-              checks=None, label: str | None = None, hold: Callable[[Lab], None] | None = None) -> PhaseResult:
+              checks=None, label: str | None = None, hold: Callable[[RunningLab], None] | None = None) -> PhaseResult:
     """Build a lab, apply the phase's steps, evaluate `checks` (default: the phase's own), tear down.
     `hold(lab)` runs before the teardown of a phase that did not hold (`lab run --keep`).
 
@@ -102,10 +102,10 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
 
 
 def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress, checks,
-             label: str, hold: Callable[[Lab], None] | None) -> PhaseResult:
+             label: str, hold: Callable[[RunningLab], None] | None) -> PhaseResult:
     result = PhaseResult(label, False, 0.0)
     try:
-        with Lab(sc, phase_dir, run_id) as lab:
+        with RunningLab(sc, phase_dir, run_id) as lab:
             for section, step in phase_steps(sc, phase):
                 progress.step(f"{section}: {step.linux()}".splitlines()[0])
                 step.apply(lab)
@@ -124,12 +124,12 @@ def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progr
     return result
 
 
-def lab_charons(lab: Lab):
-    return [lab.charon(n) for n in lab.scenario.ipsec]
+def lab_charons(lab: RunningLab):
+    return [lab.charon(n) for n in lab.scenario.gateways]
 
 
 def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASES,
-                 hold: Callable[[Lab], None] | None = None) -> dict:
+                 hold: Callable[[RunningLab], None] | None = None) -> dict:
     run_id = new_run_id()
     scenario_dir = out / sc.name
     if scenario_dir.exists():

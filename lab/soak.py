@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lab.progress import Progress
 from lab.runner import run_scenario
-from lab.spec.load import load_scenario
+from lab.schema.load import load_scenario
 
 HOG = "while True: pass"
 

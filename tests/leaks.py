@@ -1,18 +1,24 @@
-"""What a lab run could leave on the machine: namespaces, processes, links, mounts, runtime dirs."""
+"""What a lab run could leave on the machine: processes (and the namespaces they hold), root
+links, mounts, runtime dirs.
+
+Every lab process carries its run's marks (lab.owner), so a leak is told apart from another
+lab running at the same time (a second test worker, a developer's run): what counts is what
+this process's runs left, i.e. marked processes whose owner is this process or has exited.
+"""
 from __future__ import annotations
 
 import glob
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyroute2 import IPRoute
 
-WATCHED = {"charon", "tcpdump", "mnexec"}
+from lab import owner
 
 
 @dataclass
 class Snapshot:
-    netns: set[str]
     procs: set[tuple[int, str]]
     links: set[str]
     mounts: set[str]
@@ -20,30 +26,42 @@ class Snapshot:
 
     def left_over(self, before: "Snapshot") -> dict[str, set]:
         out = {}
-        for name in ("netns", "procs", "links", "mounts", "runtime"):
+        for name in ("procs", "links", "mounts", "runtime"):
             extra = getattr(self, name) - getattr(before, name)
             if extra:
                 out[name] = extra
         return out
 
 
-def _procs() -> tuple[set[str], set[tuple[int, str]]]:
-    netns, procs = set(), set()
+def _mine_or_orphaned(who: owner.Owner | None) -> bool:
+    return who is None or who.pid == os.getpid() or not who.alive()
+
+
+def _procs() -> set[tuple[int, str]]:
+    procs = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
+        marked = owner.process_marks(int(pid))
+        if marked is None or not _mine_or_orphaned(marked[1]):
+            continue
         try:
-            netns.add(os.readlink(f"/proc/{pid}/ns/net"))
-            comm = open(f"/proc/{pid}/comm").read().strip()
             cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # gone meanwhile
-        if comm in WATCHED or "mininet:" in cmdline:
-            procs.add((int(pid), cmdline.strip()))
-    return netns, procs
+        procs.add((int(pid), cmdline.strip()))
+    return procs
+
+
+def _runtime_dirs() -> set[str]:
+    dirs = set()
+    for path in glob.glob("/tmp/ipsec-lab-*"):
+        found = owner.read_owner_file(Path(path))
+        if found is None or _mine_or_orphaned(found[1]):
+            dirs.add(path)
+    return dirs
 
 
 def snapshot() -> Snapshot:
-    netns, procs = _procs()
     with IPRoute() as ipr:  # the root namespace, where nothing of a lab may appear
         links = {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
     mounts = set(open("/proc/self/mountinfo").read().splitlines())
-    return Snapshot(netns, procs, links, mounts, set(glob.glob("/tmp/ipsec-lab-*")))
+    return Snapshot(_procs(), links, mounts, _runtime_dirs())

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from lab import paths, preflight
-from lab.spec.ipsec import IpsecNode
-from lab.spec.load import load_scenario
-from lab.strongswan import render
+from lab.schema.load import load_scenario
+from lab.strongswan import render, settings
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs Debian's dpkg")
 
@@ -105,8 +104,8 @@ def test_removing_any_package_from_the_makefile_fails():
 
 def test_every_rendered_plugin_is_declared():
     sc = load_scenario("psk-mismatch")
-    conf = render.strongswan_conf("gw1", "r", IpsecNode.model_validate(sc.ipsec["gw1"]), Path("/s"), Path("/l"))
-    loads = [line.split("=", 1)[1].split() for line in conf.splitlines() if line.strip().startswith("load =")]
+    keys = settings.keys(render.strongswan_conf("gw1", "r", sc.gateways["gw1"], Path("/s"), Path("/l")))
+    loads = [value.split() for key, value in keys.items() if key.endswith(".load")]
     assert len(loads) == 2  # charon's and swanctl's
     used = {p for load in loads for p in load} | set(render.PKI_PLUGINS)
     assert used <= set(preflight.PLUGINS), used - set(preflight.PLUGINS)

@@ -2,7 +2,8 @@
 import pytest
 
 from lab.network import Network
-from lab.spec.topology import Topology
+from lab.owner import Owner, marks
+from lab.schema.topology import Topology
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +31,7 @@ def ping(net: Network, node: str, dst: str) -> bool:
 
 
 def test_bridge_nat_and_namespaces(no_leaks):
-    net = Network(TOPOLOGY, "t0")
+    net = Network(TOPOLOGY, "t0", marks("t0", Owner.me()))
     try:
         assert ping(net, "a", "10.9.0.2")           # across the bridge
         assert ping(net, "b", "10.9.0.254")

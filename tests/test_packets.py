@@ -5,7 +5,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from lab import packets
+from lab.capture import packets
 
 MAC = "02:00:00:00:00:01"
 

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from lab.transport.framing import PREFIX, Deframer, frame
-from lab.transport.relay import Log, serve
+from lab.transport.relay import RelayLog, serve
 
 IKE = b"\0\0\0\0" + b"\x11" * 28
 ESP = b"\xaa\xbb\xcc\xdd" + b"\x00" * 32
@@ -48,7 +48,7 @@ def test_server_relay_frames_both_ways_and_survives_a_bad_client(charon):
               "connect_timeout": 1, "tunnels": [{"name": "t1", "relay": "127.0.0.3", "listen": "127.0.0.1"}]}
 
     async def scenario():
-        relay = asyncio.ensure_future(serve(config, Log(log)))
+        relay = asyncio.ensure_future(serve(config, RelayLog(log)))
         while "ready" not in log.getvalue():
             await asyncio.sleep(0.01)
         # A client that does not speak IKETCP is closed and logged...
@@ -93,7 +93,7 @@ def test_client_relay_connects_sends_prefix_and_queued_messages(charon):
             accepted.set_result(True)
 
         server = await asyncio.start_server(peer, "127.0.0.1", port)
-        relay = asyncio.ensure_future(serve(config, Log(log)))
+        relay = asyncio.ensure_future(serve(config, RelayLog(log)))
         while "ready" not in log.getvalue():
             await asyncio.sleep(0.01)
         charon.sendto(IKE, ("127.0.0.4", charon_port + 2))

@@ -5,10 +5,11 @@ import subprocess
 
 import pytest
 
-from lab import packets, paths
+from lab import paths
+from lab.capture import packets
 from lab.progress import Progress
 from lab.runner import run_scenario
-from lab.spec.load import load_scenario
+from lab.schema.load import load_scenario
 
 pytestmark = pytest.mark.lab
 CHROMIUM = shutil.which("chromium")

@@ -5,7 +5,8 @@ import pytest
 
 from lab.progress import Progress
 from lab.runner import PHASES, new_run_id, run_phase, run_scenario
-from lab.spec.load import load_scenario, scenario_names
+from lab.schema.load import load_scenario
+from lab.schema.locate import scenario_names
 
 pytestmark = pytest.mark.lab
 SCENARIOS = scenario_names()

@@ -2,22 +2,22 @@
 import pytest
 
 from lab.checks import evaluate
-from lab.checks.tunnel import Tunnel
-from lab.lab import Lab
-from lab.spec.load import load_scenario
-from lab.steps.ipsec import Initiate, Swanctl, Terminate
-from lab.steps.network import Route, Rule, Sysctl
+from lab.checks.tunnel import TunnelCheck
+from lab.running_lab import RunningLab
+from lab.schema.load import load_scenario
+from lab.steps.ipsec import InitiateStep, SwanctlStep, TerminateStep
+from lab.steps.network import RouteStep, RuleStep, SysctlStep
 
 pytestmark = pytest.mark.lab
 
 
-def reaches(lab: Lab, node: str, dst: str, src: str | None = None) -> bool:
+def reaches(lab: RunningLab, node: str, dst: str, src: str | None = None) -> bool:
     argv = ["ping", "-n", "-c1", "-W1"] + (["-I", src] if src else []) + [dst]
     return lab.exec(node, argv, check=False).returncode == 0
 
 
 def test_kernel_steps(tmp_path, no_leaks):
-    with Lab(load_scenario("psk-mismatch"), tmp_path, "steps1") as lab:
+    with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps1") as lab:
         assert reaches(lab, "gw1", "198.51.100.2")
         Sysctl(node="inet", key="net.ipv4.ip_forward", value=0).apply(lab)
         assert not reaches(lab, "gw1", "198.51.100.2")
@@ -39,7 +39,7 @@ def test_kernel_steps(tmp_path, no_leaks):
 def test_strongswan_steps(tmp_path, no_leaks):
     up = Tunnel(node="gw1", ike="hq", child="net", within=5)
     down = Tunnel(node="gw1", ike="hq", expect="down", within=0.5)
-    with Lab(load_scenario("psk-mismatch"), tmp_path, "steps2") as lab:
+    with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps2") as lab:
         assert evaluate(down, lab).passed  # nothing initiated yet
         Initiate(node="gw1", child="net").apply(lab)
         assert evaluate(up, lab).passed
@@ -54,7 +54,7 @@ def test_strongswan_steps(tmp_path, no_leaks):
 
 def test_ikev1_tunnel(tmp_path, no_leaks):
     """The same nodes speak IKEv1 (Main Mode + Quick Mode) when both sides say version 1."""
-    with Lab(load_scenario("psk-mismatch"), tmp_path, "steps3") as lab:
+    with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps3") as lab:
         Swanctl(node="gw1", set={"connections": {"hq": {"version": 1}}}).apply(lab)
         Swanctl(node="gw2", set={"connections": {"branch": {"version": 1}}}).apply(lab)
         Initiate(node="gw1", child="net").apply(lab)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from lab import paths, preflight
 from lab.cli import app
 from lab.errors import LabError
-from lab.lab import Lab
-from lab.spec.load import load_scenario
+from lab.running_lab import RunningLab
+from lab.schema.load import load_scenario
 from lab.strongswan import render
 from tests.leaks import snapshot
 
@@ -49,7 +49,7 @@ def test_a_daemon_that_dies_says_why(tmp_path, monkeypatch, no_leaks):
     # a critical plugin ('!') that does not exist: charon aborts at start, as it did without openssl
     monkeypatch.setattr(render, "CHARON_PLUGINS", (*render.CHARON_PLUGINS, "nosuchplugin!"))
     with pytest.raises(LabError) as info:
-        with Lab(load_scenario("psk-mismatch"), tmp_path, "died1"):
+        with RunningLab(load_scenario("psk-mismatch"), tmp_path, "died1"):
             pass
     message = str(info.value)
     assert message.startswith("charon on gw1 exited (")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from lab.spec.base import Duration, Spec
+from lab.schema.kinds import Registry
+from lab.schema.refs import CaptureRef, NodeRef, Ref
+from lab.schema.types import FileModel, Interval, Prose, Window
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
-CHECKS: dict[str, type["Check"]] = {}
+REGISTRY = Registry("check", __name__)
+register = REGISTRY.register
 POLL_INTERVAL = 0.05
 
 
@@ -42,18 +45,18 @@ class CheckResult:
         return asdict(self)
 
 
-class Check(Spec):
+class Check(FileModel):
     kind: str
-    name: str | None = None
+    name: Prose | None = None
     # Deadline for a positive expectation; observation window for a negative one.
-    within: Duration = 5.0
+    within: Window = 5.0
     # Pause between probes. Traffic probes (ping) keep a tunnel busy: a longer interval
     # leaves the quiet periods in which DPD and NAT mappings time out.
-    interval: Duration = POLL_INTERVAL
+    interval: Interval = POLL_INTERVAL
     # A symptom's context: observed with the fault ("the branch still lists its SA", "the
     # other branches are fine") but true when healthy too, so exempt from failing on the baseline.
     context: bool = False
-    roles: ClassVar[set[str] | None] = None
+    roles: ClassVar[frozenset[str] | None] = None
 
     def begin(self) -> None:
         """Called as an evaluation starts, for checks that judge only their own window."""
@@ -65,36 +68,27 @@ class Check(Spec):
     def expectation(self) -> str:
         raise NotImplementedError
 
-    def probe(self, lab: "Lab") -> Probe:
+    def probe(self, lab: "RunningLab") -> Probe:
         raise NotImplementedError
 
     def title(self) -> str:
         return self.name or self.expectation()
 
-    def refs(self) -> list[tuple[tuple, str, set[str] | None]]:
-        """(field path, node, roles it must have): node references, checked against the topology."""
-        return [(("node",), self.node, self.roles)] if hasattr(self, "node") else []
+    def refs(self) -> list[Ref]:
+        """What this check names (nodes, captures, monitors, SAs), checked against the scenario at load."""
+        return [NodeRef(("node",), self.node, self.roles)] if "node" in type(self).model_fields else []
 
     def captures(self) -> set[str]:
         """The captures this check reads: packets they lost would make its verdict a guess."""
-        return set()
+        return {r.name for r in self.refs() if isinstance(r, CaptureRef)}
 
 
-def check_union():
+def check_union() -> Any:
     """The type of any registered check, told apart by `kind`."""
-    from typing import Annotated, Union
-
-    from pydantic import Field
-
-    return Annotated[Union[tuple(CHECKS.values())], Field(discriminator="kind")]
+    return REGISTRY.union()
 
 
-def register(cls: type[Check]) -> type[Check]:
-    CHECKS[cls.model_fields["kind"].default] = cls
-    return cls
-
-
-def evaluate(check: Check, lab: "Lab", on_probe: Callable[[float, float], None] | None = None) -> CheckResult:
+def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float], None] | None = None) -> CheckResult:
     """Poll `check` until it is decided; `on_probe(elapsed, window)` feeds progress output."""
     start = time.monotonic()
     deadline = start + check.within
@@ -116,5 +110,3 @@ def evaluate(check: Check, lab: "Lab", on_probe: Callable[[float, float], None] 
                        mode="eventually" if eventually else f"throughout {check.within:g}s",
                        measured=probe.measured)
 
-
-from lab.checks import capture, log, outage, reachability, tunnel  # noqa: E402,F401

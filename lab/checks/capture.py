@@ -6,19 +6,20 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from lab.checks import Check, Probe, register
-from lab.spec.base import Spec
+from lab.schema.refs import CaptureRef, Ref
+from lab.schema.types import CaptureFilter, FileModel, Identifier, NotifyName
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 SHOWN = 3
 
 
-class IkeMatch(Spec):
+class IkeMatch(FileModel):
     exchange: Literal["IKE_SA_INIT", "IKE_AUTH", "CREATE_CHILD_SA", "INFORMATIONAL",
                       "IKEv1_MAIN", "IKEv1_AGGRESSIVE", "IKEv1_INFORMATIONAL", "IKEv1_QUICK"] | None = None
     response: bool | None = None
-    notify: str | None = None
+    notify: NotifyName | None = None
 
     def matches(self, ike) -> bool:
         return (ike is not None
@@ -36,11 +37,11 @@ class IkeMatch(Spec):
 
 
 @register
-class Capture(Check):
+class CaptureCheck(Check):
     kind: Literal["capture"] = "capture"
-    capture: str
-    # tcpdump/BPF syntax, e.g. "udp port 500 or udp port 4500"
-    filter: str = ""
+    capture: Identifier
+    # tcpdump/BPF syntax, e.g. "udp port 500 or udp port 4500" (compiled by libpcap at load)
+    filter: CaptureFilter = ""
     direction: Literal["in", "out", "any"] = "any"
     ike: IkeMatch | None = None
     # only ESP packets (ESP-in-UDP, or ESP framed in TCP)
@@ -58,8 +59,8 @@ class Capture(Check):
     def eventually(self) -> bool:
         return self.expect == "present"
 
-    def captures(self) -> set[str]:
-        return {self.capture}
+    def refs(self) -> list[Ref]:
+        return [CaptureRef(("capture",), self.capture)]
 
     def describe_match(self) -> str:
         parts = [f"'{self.filter}'" if self.filter else "any packet"]
@@ -79,7 +80,7 @@ class Capture(Check):
             count = f" with {self.min_count}+ distinct {self.count_distinct}"
         return f"capture {self.capture}: {self.describe_match()} {self.expect}{count}"
 
-    def probe(self, lab: "Lab") -> Probe:
+    def probe(self, lab: "RunningLab") -> Probe:
         capture = lab.capture(self.capture)
         packets = capture.packets(self.filter)
         hits = [p for p in packets
@@ -87,7 +88,7 @@ class Capture(Check):
                 and (self.ike is None or self.ike.matches(p.ike))
                 and (not self.esp or p.esp)
                 and (not self.oversize_message or p.oversize_message)]
-        where = f"{capture.spec.node}:{capture.spec.intf}"
+        where = f"{capture.point.node}:{capture.point.intf}"
         if self.count_distinct:
             values = list(dict.fromkeys(getattr(p, self.count_distinct) for p in hits))
             present = len(values) >= self.min_count

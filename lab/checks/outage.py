@@ -7,23 +7,24 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import PrivateAttr
 
 from lab.checks import Check, Probe, register
-from lab.spec.base import Duration
+from lab.schema.refs import MonitorRef, Ref
+from lab.schema.types import Identifier, Window
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 
 @register
-class Outage(Check):
+class OutageCheck(Check):
     kind: Literal["outage"] = "outage"
-    monitor: str
+    monitor: Identifier
     # seen: an outage of at least `at_least` in this phase that is over (traffic came back),
     # so its length is measured; none: no outage longer than `at_most` within the check's
     # window (a workshop's `lab check` judges the trainee's fix, not the fault before it)
     expect: Literal["seen", "none"] = "none"
-    at_least: Duration = 1.0
+    at_least: Window = 1.0
     # a ping or two lost while SAs are swapped is not the outage a user would notice
-    at_most: Duration = 1.0
+    at_most: Window = 1.0
     _window_start: float = PrivateAttr(0.0)
 
     def begin(self) -> None:
@@ -32,12 +33,15 @@ class Outage(Check):
     def eventually(self) -> bool:
         return self.expect == "seen"
 
+    def refs(self) -> list[Ref]:
+        return [MonitorRef(("monitor",), self.monitor)]
+
     def expectation(self) -> str:
         if self.expect == "seen":
             return f"traffic {self.monitor}: an outage of {self.at_least:g} s or more, then recovery"
         return f"traffic {self.monitor}: no outage over {self.at_most:g} s"
 
-    def probe(self, lab: "Lab") -> Probe:
+    def probe(self, lab: "RunningLab") -> Probe:
         monitor = lab.monitors[self.monitor]
         record = monitor.record()
         if self.expect == "seen":

@@ -7,24 +7,25 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from lab.checks import Check, Probe, register
-from lab.spec.base import IpAddr
+from lab.schema.refs import NodeRef, Ref
+from lab.schema.types import IpAddr, NodeName
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 
 @register
-class Ping(Check):
+class PingCheck(Check):
     kind: Literal["ping"] = "ping"
-    from_: str = Field(alias="from")
+    from_: NodeName = Field(alias="from")
     to: IpAddr
     # ok: a reply comes (eventually); fails: no reply all window long;
     # lost: some ping goes unanswered within the window; steady: every ping is answered all window long
     expect: Literal["ok", "fails", "lost", "steady"] = "ok"
     size: int = Field(56, ge=0, le=65507)
 
-    def refs(self) -> list[tuple[tuple, str, set[str] | None]]:
-        return [(("from",), self.from_, None)]
+    def refs(self) -> list[Ref]:
+        return [NodeRef(("from",), self.from_)]
 
     def eventually(self) -> bool:
         return self.expect in ("ok", "lost")
@@ -32,7 +33,7 @@ class Ping(Check):
     def expectation(self) -> str:
         return f"ping {self.from_} -> {self.to} {self.expect}"
 
-    def probe(self, lab: "Lab") -> Probe:
+    def probe(self, lab: "RunningLab") -> Probe:
         proc = lab.exec(self.from_, ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to], check=False)
         replied = proc.returncode == 0
         rtt = re.search(r"time=([\d.]+) ms", proc.stdout)

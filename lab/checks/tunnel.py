@@ -4,19 +4,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from lab.checks import Check, Probe, register
-from lab.spec.base import Network
+from lab.schema.refs import NodeRef, Ref, SaRef
+from lab.schema.types import Identifier, Network, NodeName
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 
 @register
-class Tunnel(Check):
+class TunnelCheck(Check):
     kind: Literal["tunnel"] = "tunnel"
-    roles: ClassVar[set[str] | None] = {"ipsec"}
-    node: str
-    ike: str
-    child: str | None = None
+    roles: ClassVar[frozenset[str] | None] = frozenset({"ipsec"})
+    node: NodeName
+    ike: Identifier
+    child: Identifier | None = None
     expect: Literal["established", "down"] = "established"
     # Optional: the traffic selectors the installed CHILD_SA must have (after narrowing).
     local_ts: list[Network] | None = None
@@ -25,6 +26,9 @@ class Tunnel(Check):
     def eventually(self) -> bool:
         return self.expect == "established"
 
+    def refs(self) -> list[Ref]:
+        return [NodeRef(("node",), self.node, self.roles), SaRef((), self.node, self.ike, self.child)]
+
     def expectation(self) -> str:
         what = f"{self.node} {self.ike}" + (f"/{self.child}" if self.child else "")
         ts = ""
@@ -32,7 +36,7 @@ class Tunnel(Check):
             ts = f" with TS {','.join(self.local_ts or ['*'])} === {','.join(self.remote_ts or ['*'])}"
         return f"tunnel {what} {self.expect}{ts}"
 
-    def probe(self, lab: "Lab") -> Probe:
+    def probe(self, lab: "RunningLab") -> Probe:
         sas = lab.charon(self.node).list_sas(self.ike)
         if not sas:
             return Probe(self.expect == "down", f"{self.node}: no IKE_SA '{self.ike}'")

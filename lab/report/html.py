@@ -7,14 +7,15 @@ from pathlib import Path
 import jinja2
 
 from lab.report import ladder, topology_svg
-from lab.spec.load import LoadedScenario
+from lab.schema.refs import NodeRef
+from lab.schema.load import LoadedScenario
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("lab.report", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 def faulty_nodes(sc: LoadedScenario) -> set[str]:
-    return {node for step in sc.spec.fault.steps for _, node, _ in step.refs()}
+    return {ref.node for step in sc.spec.fault.steps for ref in step.refs() if isinstance(ref, NodeRef)}
 
 
 def phase_ladders(phase_dir: Path, rel: str) -> list[dict]:
@@ -45,7 +46,7 @@ def write(sc: LoadedScenario, doc: dict, scenario_dir: Path, name: str = "report
                        "logs": [f"{rel}/{log}" for log in logs]})
     html = _ENV.get_template("report.html.j2").render(
         sc=sc.spec, doc=doc, phases=phases, boxes=boxes, lines=lines, width=width, height=height,
-        gateways=set(sc.ipsec), layout=topology_svg)
+        gateways=set(sc.gateways), layout=topology_svg)
     path = scenario_dir / name
     path.write_text(html)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import packets as pcap
+from lab.capture import packets as pcap
 
 
 @dataclass

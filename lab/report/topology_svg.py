@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from lab.spec.topology import Topology
+from lab.schema.topology import Topology
 
 COL, ROW, W, H = 270, 120, 130, 44
 

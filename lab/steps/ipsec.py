@@ -1,25 +1,33 @@
-"""strongSwan steps: change a node's configuration and reload it, initiate, terminate."""
+"""strongSwan steps: change a gateway's configuration and reload it, initiate, terminate."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import model_validator
 
+from lab.schema.refs import ConfigPatch, NodeRef, Ref, SaRef
+from lab.schema.types import Identifier
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
+
+GATEWAY = frozenset({"ipsec"})
 
 
 @register
-class Swanctl(Step):
-    """Merge `set` into the node's strongSwan configuration, re-render it, `swanctl --load-all`."""
+class SwanctlStep(Step):
+    """Merge `set` into the gateway's strongSwan configuration, re-render it, `swanctl --load-all`.
+    The patch is validated at load against the configuration it will meet (lab.schema.references)."""
 
     kind: Literal["swanctl"] = "swanctl"
-    roles: ClassVar[set[str] | None] = {"ipsec"}
+    roles: ClassVar[frozenset[str] | None] = GATEWAY
     set: dict[str, Any]
 
-    def apply(self, lab: "Lab") -> None:
+    def refs(self) -> list[Ref]:
+        return [NodeRef(("node",), self.node, self.roles), ConfigPatch(("set",), self.node, self.set)]
+
+    def apply(self, lab: "RunningLab") -> None:
         lab.charon(self.node).change(self.set)
 
     def linux(self) -> str:
@@ -45,15 +53,18 @@ def _flat(patch: Any, prefix: str = "") -> str:
 
 
 class _SaStep(Step):
-    roles: ClassVar[set[str] | None] = {"ipsec"}
-    child: str | None = None
-    ike: str | None = None
+    roles: ClassVar[frozenset[str] | None] = GATEWAY
+    child: Identifier | None = None
+    ike: Identifier | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> "_SaStep":
         if not (self.child or self.ike):
             raise ValueError("name the CHILD_SA ('child') or the IKE_SA ('ike')")
         return self
+
+    def refs(self) -> list[Ref]:
+        return [NodeRef(("node",), self.node, self.roles), SaRef((), self.node, self.ike, self.child)]
 
     def argv(self) -> list[str]:
         argv = ["swanctl", f"--{self.kind}"]
@@ -65,18 +76,18 @@ class _SaStep(Step):
 
 
 @register
-class Initiate(_SaStep):
+class InitiateStep(_SaStep):
     """Start negotiating; the outcome is for the checks to judge, so this never waits for it."""
 
     kind: Literal["initiate"] = "initiate"
 
-    def apply(self, lab: "Lab") -> None:
+    def apply(self, lab: "RunningLab") -> None:
         lab.charon(self.node).initiate(child=self.child, ike=self.ike)
 
 
 @register
-class Terminate(_SaStep):
+class TerminateStep(_SaStep):
     kind: Literal["terminate"] = "terminate"
 
-    def apply(self, lab: "Lab") -> None:
+    def apply(self, lab: "RunningLab") -> None:
         lab.charon(self.node).terminate(child=self.child, ike=self.ike)

@@ -3,29 +3,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from lab.monitor import ping_argv
-from lab.spec.base import Duration, IpAddr
-from lab.spec.topology import PolicyRule
-from lab.spec.topology import Route as RouteSpec
+from lab.schema.topology import PolicyRule, Route
+from lab.schema.types import Identifier, Interval, IpAddr, NftRuleset, SysctlKey, SysctlValue
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 
 @register
-class Nft(Step):
-    """An nftables script (`nft -f`) run in the node's namespace only."""
+class NftStep(Step):
+    """An nftables script (`nft -f -`) run in the node's namespace only; it may not include files."""
 
     kind: Literal["nft"] = "nft"
-    ruleset: str
+    ruleset: NftRuleset
 
     def argv(self) -> list[str]:
         return ["nft", "-f", "-"]
 
-    def apply(self, lab: "Lab") -> None:
+    def apply(self, lab: "RunningLab") -> None:
         lab.exec(self.node, self.argv(), input=self.ruleset)
 
     def linux(self) -> str:
@@ -33,7 +31,7 @@ class Nft(Step):
 
 
 @register
-class Route(RouteSpec, Step):
+class RouteStep(Route, Step):
     kind: Literal["route"] = "route"
     action: Literal["add", "replace", "delete"] = "replace"
 
@@ -42,7 +40,7 @@ class Route(RouteSpec, Step):
 
 
 @register
-class Rule(PolicyRule, Step):
+class RuleStep(PolicyRule, Step):
     """Policy routing (`ip rule`): the tool behind per-WAN source routing."""
 
     kind: Literal["rule"] = "rule"
@@ -53,7 +51,7 @@ class Rule(PolicyRule, Step):
 
 
 @register
-class Traffic(Step):
+class TrafficStep(Step):
     """Pings that make traffic without judging it (the checks judge), e.g. large packets."""
 
     kind: Literal["traffic"] = "traffic"
@@ -64,41 +62,38 @@ class Traffic(Step):
     def argv(self) -> list[str]:
         return ["ping", "-n", "-q", "-c", str(self.count), "-i", "0.2", "-W", "2", "-s", str(self.size), self.to]
 
-    def apply(self, lab: "Lab") -> None:
+    def apply(self, lab: "RunningLab") -> None:
         lab.exec(self.node, self.argv(), check=False, timeout=self.count * 3 + 5)
 
 
 @register
-class Monitor(Step):
+class MonitorStep(Step):
     """Pings every `every` seconds from here for the rest of the phase; `outage` checks
     and result.json read how long traffic stopped."""
 
     kind: Literal["monitor"] = "monitor"
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: Identifier
     to: IpAddr
-    every: Duration = Field(0.2, ge=0.01)  # finer than 10 ms is a flood, not a probe
+    every: Interval = 0.2
+
+    def provides(self) -> dict[str, str]:
+        return {"monitor": self.name}
 
     def argv(self) -> list[str]:
-        return ping_argv(self.to, self.every)
+        # -O: a line for each ping still unanswered when the next leaves; -D: every line time-stamped
+        return ["ping", "-n", "-O", "-D", "-i", f"{self.every:g}", self.to]
 
-    def apply(self, lab: "Lab") -> None:
-        lab.start_monitor(self.name, self.node, self.to, self.every)
+    def apply(self, lab: "RunningLab") -> None:
+        lab.start_monitor(self.name, self.node, self.argv(), self.every)
 
 
 @register
-class Sysctl(Step):
-    """A per-namespace sysctl; only `net.` keys, which cannot reach the host's settings."""
+class SysctlStep(Step):
+    """A per-namespace sysctl: `net.` keys of plain segments only, which cannot reach the host's settings."""
 
     kind: Literal["sysctl"] = "sysctl"
-    key: str
-    value: str | int
-
-    @field_validator("key")
-    @classmethod
-    def _namespaced(cls, key: str) -> str:
-        if not key.startswith("net."):
-            raise ValueError(f"'{key}' is not per network namespace; allowed: net.* keys only")
-        return key
+    key: SysctlKey
+    value: SysctlValue
 
     def argv(self) -> list[str]:
         return ["sysctl", "-qw", f"{self.key}={self.value}"]

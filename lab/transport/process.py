@@ -8,28 +8,28 @@ import time
 from typing import TYPE_CHECKING
 
 from lab.errors import LabError, died, exit_reason
-from lab.transport.spec import TcpEncap
+from lab.schema.relay import TcpEncap
 
 if TYPE_CHECKING:
-    from lab.lab import Lab
+    from lab.running_lab import RunningLab
 
 READY_TIMEOUT = 10.0
 
 
-def add_addresses(lab: "Lab", node: str, spec: TcpEncap) -> None:
+def add_addresses(lab: "RunningLab", node: str, encap: TcpEncap) -> None:
     """Before charon starts: the addresses charon and the relay talk over, on the node's own
     loopback (private to its namespace; this kernel has no dummy interfaces)."""
     lab.exec(node, ["ip", "-batch", "-"], input="\n".join(
-        f"addr add {addr}/32 dev lo" for addr in spec.addresses()))
+        f"addr add {addr}/32 dev lo" for addr in encap.addresses()))
 
 
-class Relay:
-    def __init__(self, lab: "Lab", node: str, spec: TcpEncap):
+class RelayProcess:
+    def __init__(self, lab: "RunningLab", node: str, encap: TcpEncap):
         self.node = node
         self.log = lab.phase_dir / f"{node}.relay.log"
         config = lab.phase_dir / node / "relay.json"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(json.dumps({**spec.model_dump(), "log": str(self.log)}, indent=2))
+        config.write_text(json.dumps({**encap.model_dump(), "log": str(self.log)}, indent=2))
         stderr = lab.phase_dir / node / "relay.stderr"
         with stderr.open("w") as err:
             self.proc = lab.spawn(node, [sys.executable, "-m", "lab.transport.relay", str(config)],

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from lab.transport.framing import NAT_KEEPALIVE, PREFIX, Deframer, FrameError, frame, kind
 
-class Log:
+class RelayLog:
     def __init__(self, stream: TextIO):
         self.stream = stream
 
@@ -47,10 +47,10 @@ async def _udp(loop: asyncio.AbstractEventLoop, addr: tuple[str, int], on_datagr
     return transport
 
 
-class Tunnel:
+class RelayLink:
     """One charon peer: the relay address charon sends to, and the way to the real peer."""
 
-    def __init__(self, cfg: dict[str, Any], relay: dict[str, Any], log: Log):
+    def __init__(self, cfg: dict[str, Any], relay: dict[str, Any], log: RelayLog):
         self.name = cfg["name"]
         self.relay_addr = (cfg["relay"], relay["relay_port"])
         self.charon_addr = (relay["charon"], relay["charon_port"])
@@ -100,7 +100,7 @@ class Tunnel:
                 self.writer = None
 
 
-class ServerTunnel(Tunnel):
+class ServerLink(RelayLink):
     """The TCP responder: accepts on a WAN address (and takes UDP there too)."""
 
     def __init__(self, cfg, relay, log):
@@ -136,7 +136,7 @@ class ServerTunnel(Tunnel):
             self.log(f"no connection from the peer: {kind(payload)} from charon dropped")
 
 
-class ClientTunnel(Tunnel):
+class ClientLink(RelayLink):
     """The TCP initiator: connects to the peer's WAN address, or uses UDP (`auto`: first)."""
 
     def __init__(self, cfg, relay, log):
@@ -197,9 +197,9 @@ class ClientTunnel(Tunnel):
         await self.pump(reader, writer, expect_prefix=False)
 
 
-async def serve(config: dict[str, Any], log: Log) -> None:
+async def serve(config: dict[str, Any], log: RelayLog) -> None:
     loop = asyncio.get_running_loop()
-    tunnels = [ServerTunnel(t, config, log) if t.get("listen") else ClientTunnel(t, config, log)
+    tunnels = [ServerLink(t, config, log) if t.get("listen") else ClientLink(t, config, log)
                for t in config["tunnels"]]
     for tunnel in tunnels:
         await tunnel.start(loop)
@@ -214,7 +214,7 @@ async def serve(config: dict[str, Any], log: Log) -> None:
 def main() -> None:
     config = json.loads(open(sys.argv[1]).read())
     with open(config["log"], "a") as stream:
-        asyncio.run(serve(config, Log(stream)))
+        asyncio.run(serve(config, RelayLog(stream)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
-from lab.spec.load import LoadedScenario
+from lab.schema.load import LoadedScenario
 from lab.workshop import state
 
 READY_TIMEOUT = 60.0

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from lab.checks import evaluate
-from lab.lab import Lab
+from lab.running_lab import RunningLab
 from lab.runner import new_run_id, phase_steps
-from lab.spec.load import load_scenario
+from lab.schema.load import load_scenario
 from lab.workshop import state
 
 
-def serve(lab: Lab, server: socket.socket) -> None:
+def serve(lab: RunningLab, server: socket.socket) -> None:
     while True:
         conn, _ = server.accept()
         with conn, conn.makefile("rw") as stream:
@@ -33,7 +33,7 @@ def serve(lab: Lab, server: socket.socket) -> None:
                 stream.write(json.dumps({"error": f"unknown request {request}"}) + "\n")
 
 
-def check(lab: Lab) -> dict:
+def check(lab: RunningLab) -> dict:
     """The scenario's healthy checks on the running lab, after its start steps again (a retry)."""
     sc = lab.scenario
     started = time.monotonic()
@@ -76,7 +76,7 @@ def main() -> None:
     server.listen()
     base = state.read() or {}
     try:
-        with Lab(sc, out / sc.name, new_run_id()) as lab:
+        with RunningLab(sc, out / sc.name, new_run_id()) as lab:
             for _, step in phase_steps(sc, "fault"):
                 step.apply(lab)
             procs = [{"pid": pid, "cmd": state.cmdline(pid)} for pid in

@@ -1,0 +1,1 @@
+"""Captures: tcpdump on node interfaces (tcpdump), and pcaps decoded into records (packets)."""

@@ -1,0 +1,66 @@
+"""nftables rulesets checked by nft itself, before anything is built, in a throwaway namespace.
+
+Per node, the rulesets a fix phase would load, in its order (the topology's, the NAT
+table, then the fault's and the fix's nft steps), are loaded into a fresh network namespace
+that holds only the node's interface names: a syntax error, an unknown interface or a
+`delete table` of a table that never existed is found at `lab validate`, with its file and
+line, not after a whole phase. The namespace dies with the checking process: nothing of the
+host is touched. Needs root (nft talks to the kernel); without it the check is skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.preflight import program, unshare_net
+
+TIMEOUT = 30
+
+
+@dataclass
+class Ruleset:
+    where: str  # an opaque key the caller maps back to file:line
+    text: str
+
+
+def check(nodes: dict[str, tuple[list[str], list[Ruleset]]]) -> dict[str, str]:
+    """node -> (interface names, rulesets in load order); returns where -> nft's complaint.
+    One throwaway namespace per node, all at once (a namespace dies without being waited on)."""
+    if os.geteuid() != 0:
+        return {}
+    children = []
+    for intfs, rulesets in nodes.values():
+        if rulesets:
+            request = {"interfaces": intfs, "rulesets": [[r.where, r.text] for r in rulesets]}
+            proc = subprocess.Popen([sys.executable, "-m", "lab.nftcheck"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=unshare_net, cwd=Path(__file__).parent.parent)
+            children.append((proc, json.dumps(request)))
+    complaints: dict[str, str] = {}
+    for proc, request in children:
+        out, err = proc.communicate(request, timeout=TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"nft check failed: {err.strip()[-300:]}")
+        complaints.update(json.loads(out))
+    return complaints
+
+
+def _in_fresh_namespace(node: dict) -> dict[str, str]:
+    nft, ip = program("nft"), program("ip")
+    intfs = list(dict.fromkeys(node["interfaces"]))
+    subprocess.run([ip, "-batch", "-"], check=True, capture_output=True, text=True, input="\n".join(
+        f"link add {intf} type veth peer name nftcheck{i}" for i, intf in enumerate(intfs)))
+    for where, text in node["rulesets"]:
+        proc = subprocess.run([nft, "-f", "-"], input=text, capture_output=True, text=True, timeout=TIMEOUT)
+        if proc.returncode != 0:
+            lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+            return {where: "; ".join(line.removeprefix("/dev/stdin:") for line in lines[:3])}
+    return {}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_in_fresh_namespace(json.loads(sys.stdin.read()))))

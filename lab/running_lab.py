@@ -1,0 +1,170 @@
+"""One running lab: network, charon daemons and captures of one phase, and their teardown.
+
+Everything the lab starts is recorded here, so teardown (normal end, failure,
+Ctrl-C) stops exactly that and nothing else on the machine.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+from lab.capture.tcpdump import PacketCapture
+from lab.errors import LabError
+from lab.monitor import PingMonitor
+from lab.network import Network
+from lab.owner import Owner, marks, write_owner_file
+from lab.schema.load import LoadedScenario
+from lab.strongswan.charon import CharonDaemon
+from lab.strongswan.pki import Credentials
+from lab.transport.process import RelayProcess, add_addresses
+
+
+class RunningLab:
+    """One phase's lab (or a workshop's), built on enter and torn down on exit."""
+
+    def __init__(self, scenario: LoadedScenario, phase_dir: Path, run_id: str):
+        self.scenario = scenario
+        self.phase_dir = phase_dir
+        self.run_id = run_id
+        self.owner = Owner.me()
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"ipsec-lab-{run_id}-"))
+        write_owner_file(self.runtime_dir, run_id, self.owner)
+        self.network: Network | None = None
+        self.credentials: Credentials | None = None
+        self._charons: dict[str, CharonDaemon] = {}
+        self._captures: dict[str, PacketCapture] = {}
+        self._relays: dict[str, RelayProcess] = {}
+        self.monitors: dict[str, PingMonitor] = {}
+        self._procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "RunningLab":
+        try:
+            self.build()
+        except BaseException:
+            with _signals_deferred():
+                self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with _signals_deferred():
+            self.teardown()
+
+    def build(self) -> None:
+        self.phase_dir.mkdir(parents=True, exist_ok=True)
+        pki = self.scenario.pki
+        self.credentials = Credentials(pki, self.phase_dir / "pki") if (pki.cas or pki.certs) else None
+        self.network = Network(self.scenario.topology, self.run_id, marks(self.run_id, self.owner))
+        # Captures first, so they see the first IKE packet.
+        nat_t_ports = self.scenario.nat_t_ports()
+        for point in self.scenario.spec.captures:
+            self._captures[point.name] = PacketCapture(self, point, nat_t_ports)
+        for node, encap in self.scenario.tcp_encap.items():
+            add_addresses(self, node, encap)
+        for node, config in self.scenario.gateways.items():
+            charon = CharonDaemon(self, node, config)
+            self._charons[node] = charon
+            charon.start()
+        for node, encap in self.scenario.tcp_encap.items():
+            self._relays[node] = RelayProcess(self, node, encap)
+
+    def teardown(self) -> None:
+        errors = []
+        for charon in self._charons.values():
+            try:
+                charon.stop()
+            except Exception as exc:  # keep tearing down the rest
+                errors.append(f"charon {charon.node}: {exc}")
+        for capture in self._captures.values():
+            try:
+                capture.stop()
+            except Exception as exc:
+                errors.append(f"capture {capture.point.name}: {exc}")
+        for proc in self._procs:
+            _stop(proc)
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        if errors:
+            raise LabError("teardown: " + "; ".join(errors))
+
+    # -- what steps and checks use ------------------------------------------
+    def spawn(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        proc = self._net().spawn(node, argv, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def exec(self, node: str, argv: list[str], input: str | None = None, check: bool = True,
+             timeout: float = 30) -> subprocess.CompletedProcess:
+        return self._net().exec(node, argv, input=input, check=check, timeout=timeout)
+
+    def mac(self, node: str, intf: str) -> str:
+        return self._net().mac(node, intf)
+
+    def env(self, extra: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, **extra}
+
+    def node_pids(self) -> dict[str, int]:
+        """The shell of each node: `mnexec -a PID` enters its namespaces."""
+        return {name: node.pid for name, node in self._net().nodes.items()}
+
+    def processes(self) -> list[int]:
+        """Processes this lab started that still run (charon, tcpdump, relays)."""
+        return [p.pid for p in self._procs if p.poll() is None]
+
+    def charon_env(self, node: str) -> dict[str, str]:
+        return self._charons[node].env if node in self._charons else {}
+
+    def charon(self, node: str) -> CharonDaemon:
+        return self._charons[node]
+
+    def capture(self, name: str) -> PacketCapture:
+        return self._captures[name]
+
+    def relay(self, node: str) -> RelayProcess:
+        return self._relays[node]
+
+    def start_monitor(self, name: str, node: str, argv: list[str], every: float) -> None:
+        self.monitors[name] = PingMonitor(self, name, node, argv, every)
+
+    def _net(self) -> Network:
+        if self.network is None:
+            raise LabError("the lab is not built")
+        return self.network
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """A second Ctrl-C (or SIGTERM) must not cut a teardown short: hold it until the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt

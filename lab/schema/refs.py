@@ -1,0 +1,56 @@
+"""What a step or check refers to by name, declared by the kind itself and checked at load.
+
+Each kind lists its references (`refs()`), so a new kind brings its own and
+lab.schema.references resolves them all alike: nodes and their roles, captures, monitors,
+the SAs of a gateway, changes of a gateway's configuration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    path: tuple
+    node: str
+    roles: frozenset[str] | None = None  # roles the node must have (None: any)
+
+
+@dataclass(frozen=True)
+class CaptureRef:
+    path: tuple
+    name: str
+
+
+@dataclass(frozen=True)
+class MonitorRef:
+    path: tuple
+    name: str
+
+
+@dataclass(frozen=True)
+class SaRef:
+    """An IKE_SA (connection) and/or CHILD_SA of a gateway's configuration at that point."""
+
+    path: tuple
+    node: str
+    ike: str | None
+    child: str | None
+
+
+@dataclass(frozen=True)
+class ConfigPatch:
+    """A change of a gateway's strongSwan configuration, checked against the configuration it meets."""
+
+    path: tuple
+    node: str
+    patch: dict[str, Any]
+
+
+Ref = NodeRef | CaptureRef | MonitorRef | SaRef | ConfigPatch
+
+
+def nested(prefix: tuple, refs: list[Ref]) -> list[Ref]:
+    """References of an embedded model (an await step's check), under the embedding field."""
+    return [type(r)(prefix + r.path, *[getattr(r, f) for f in r.__dataclass_fields__ if f != "path"]) for r in refs]

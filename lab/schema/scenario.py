@@ -1,0 +1,80 @@
+"""Scenario files: a topology, a fault, its documented symptoms, the fix, and health."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from lab.checks import check_union
+from lab.schema.pki import Pki
+from lab.schema.topology import Param, References, Timer
+from lab.schema.types import (CaseFile, FileModel, Identifier, IfName, NodeName, Prose, ScenarioName, Text,
+                              bounded_text)
+from lab.steps import step_union
+
+StepSpec = step_union()
+CheckSpec = check_union()
+# A scenario names a topology by name (topologies/) or by a relative path that stays under
+# the scenario's folder or topologies/ (lab.schema.load decides; nothing else is ever read).
+TopologyRef = bounded_text(200, "a topology reference")
+
+
+class Vendor(FileModel):
+    """The commands of the source case, as the vendor's CLI has them (shown, never run)."""
+
+    platform: bounded_text(100, "a platform name")
+    commands: Prose
+
+
+class Change(FileModel):
+    summary: Text
+    vendor: list[Vendor] = Field([], max_length=16)
+    steps: list[StepSpec] = Field(min_length=1, max_length=200)
+
+
+class Source(FileModel):
+    case: CaseFile
+    section: Text | None = None
+
+
+class CapturePoint(FileModel):
+    """Where tcpdump listens for the whole phase: one pcap per capture point."""
+
+    name: Identifier
+    node: NodeName
+    intf: IfName
+
+
+class ScenarioHead(References):
+    """What must be known before the rest of a scenario can be read: its topology and references."""
+
+    topology: TopologyRef
+
+
+class Scenario(FileModel):
+    name: ScenarioName
+    title: Text
+    brief: Text
+    task: Text | None = None
+    source: Source
+    topology: TopologyRef
+    timers: dict[Identifier, Timer] = {}
+    params: dict[Identifier, Param] = {}
+    pki: Pki = Pki()
+    tcp_encap: dict[NodeName, dict[str, Any]] = {}
+    ipsec: dict[NodeName, dict[str, Any]] = {}
+    captures: list[CapturePoint] = Field([], max_length=32)
+    start: list[StepSpec] = Field([], max_length=200)
+    fault: Change
+    fix: Change
+    symptoms: list[CheckSpec] = Field(min_length=1, max_length=200)
+    healthy: list[CheckSpec] = Field(min_length=1, max_length=200)
+    hints: list[Text] = Field([], max_length=20)
+
+    @field_validator("symptoms")
+    @classmethod
+    def _evidence(cls, symptoms: list) -> list:
+        if all(c.context for c in symptoms):
+            raise ValueError("every symptom is 'context', which alone proves nothing; allowed: at least one "
+                             "symptom that is not context")
+        return symptoms

@@ -1,0 +1,146 @@
+"""Topology files: nodes, the links between them with addresses, routes."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from lab.schema.pki import Pki
+from lab.schema.types import (FileModel, Identifier, IfaceAddr, IfName, IpAddr, Network, NftRuleset, NodeName,
+                              RouteDst, Text, seconds_between)
+
+Role = Literal["host", "router", "nat", "ipsec"]
+# Roles whose node forwards packets between its interfaces.
+FORWARDING_ROLES = {"router", "nat", "ipsec"}
+
+
+class Route(FileModel):
+    """An `ip route`: in a topology's nodes, and (with an action) as a step."""
+
+    dst: RouteDst
+    via: IpAddr | None = None
+    dev: IfName | None = None
+    src: IpAddr | None = None
+    table: int | None = Field(None, ge=1, le=252)
+    metric: int | None = Field(None, ge=0, le=0xFFFFFFFF)
+
+    def ip_args(self) -> list[str]:
+        args = [self.dst]
+        for key in ("via", "dev", "src", "table", "metric"):
+            if getattr(self, key) is not None:
+                args += [key, str(getattr(self, key))]
+        return args
+
+
+class PolicyRule(FileModel):
+    """An `ip rule`: policy routing, e.g. per-WAN source routing."""
+
+    from_: Network | None = Field(None, alias="from")
+    to: Network | None = None
+    iif: IfName | None = None
+    oif: IfName | None = None
+    fwmark: int | None = Field(None, ge=0, le=0xFFFFFFFF)
+    table: int = Field(ge=1, le=252)
+    priority: int = Field(ge=1, le=32765)
+
+    def ip_args(self) -> list[str]:
+        args = ["priority", str(self.priority)]
+        for flag, value in (("from", self.from_), ("to", self.to), ("iif", self.iif),
+                            ("oif", self.oif), ("fwmark", self.fwmark)):
+            if value is not None:
+                args += [flag, str(value)]
+        return args + ["table", str(self.table)]
+
+
+class Nat(FileModel):
+    """Source NAT (masquerade) out of one interface, with the conntrack timers NAT cases hinge on."""
+
+    outside: IfName
+    udp_timeout: int | None = Field(None, ge=1, le=86400, description="net.netfilter.nf_conntrack_udp_timeout")
+    udp_stream_timeout: int | None = Field(None, ge=1, le=86400)
+    # a new mapping gets a random source port, as carrier-grade NAT does
+    random_ports: bool = False
+
+    def ruleset(self) -> str:
+        return ("table ip lab_nat {\n"
+                "  chain postrouting {\n"
+                "    type nat hook postrouting priority srcnat; policy accept;\n"
+                f"    oifname \"{self.outside}\" masquerade{' random' if self.random_ports else ''}\n"
+                "  }\n"
+                "}\n")
+
+
+class Node(FileModel):
+    role: Role
+    routes: list[Route] = []
+    rules: list[PolicyRule] = []
+    # nftables ruleset loaded when the node is built (e.g. an ISP's BCP 38 filter)
+    nft: NftRuleset | None = None
+    nat: Nat | None = None
+    description: Text | None = None
+
+
+class LinkEnd(FileModel):
+    node: NodeName
+    intf: IfName
+    addr: list[IfaceAddr] = []
+    mtu: int | None = Field(None, ge=576, le=9000)
+
+
+class Link(FileModel):
+    """Two ends: a veth pair. More: a Linux bridge in a namespace of its own."""
+
+    name: NodeName | None = None
+    ends: list[LinkEnd] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _bridge_named(self) -> "Link":
+        if len(self.ends) > 2 and not self.name:
+            raise ValueError("a link with more than two ends is a bridged segment and needs a 'name'")
+        return self
+
+
+class Timer(FileModel):
+    """A timer as it runs in the lab, written next to the production value it stands for."""
+
+    lab: seconds_between(0, 86400)
+    production: seconds_between(0, 10 * 365 * 86400)
+    note: Text | None = None
+
+
+class Param(FileModel):
+    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the files."""
+
+    default: int | Identifier
+    description: Text | None = None
+
+
+class References(FileModel):
+    """What a file declares for `${...}`: read before the rest, which may refer to it."""
+
+    timers: dict[Identifier, Timer] = {}
+    params: dict[Identifier, Param] = {}
+
+
+class Topology(FileModel):
+    name: Identifier
+    title: Text
+    description: Text | None = None
+    nodes: dict[NodeName, Node]
+    links: list[Link]
+    # Healthy strongSwan set-up of the gateways; scenarios override it key by key.
+    ipsec: dict[NodeName, dict[str, Any]] = {}
+    timers: dict[Identifier, Timer] = {}
+    params: dict[Identifier, Param] = {}
+    pki: Pki = Pki()
+    # Per gateway: charon's UDP carried over TCP (RFC 9329) by the lab's relay.
+    tcp_encap: dict[NodeName, dict[str, Any]] = {}
+
+    def gateways(self) -> list[str]:
+        return [name for name, node in self.nodes.items() if node.role == "ipsec"]
+
+    def interfaces(self, node: str) -> list[str]:
+        return [end.intf for link in self.links for end in link.ends if end.node == node]
+
+    def addresses(self, node: str) -> list[str]:
+        return [a for link in self.links for end in link.ends if end.node == node for a in end.addr]

@@ -1,0 +1,193 @@
+"""One charon per IPsec node, with its own config, vici socket, pid file (private /run) and log.
+
+The Python side talks to charon only through vici; swanctl is run inside the
+node, exactly as an engineer would, so `lab shell gw1 -- swanctl --list-sas` and
+the lab see the same daemon.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.errors import LabError, died
+from lab.preflight import program
+from lab.schema.gateway import GatewayConfig
+from lab.strongswan import render
+
+if TYPE_CHECKING:
+    from lab.running_lab import RunningLab
+
+SWANCTL_DIRS = ("x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
+READY_TIMEOUT = 10.0
+
+
+def _text(value: Any) -> Any:
+    """vici answers in bytes; checks and reports want text."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _text(v) for k, v in value.items()}
+    return value
+
+
+class CharonDaemon:
+    def __init__(self, lab: "RunningLab", node: str, config: GatewayConfig):
+        self.lab = lab
+        self.node = node
+        self.config = config
+        self.dir = lab.phase_dir / node
+        self.swanctl_dir = self.dir / "swanctl"
+        self.swanctl_dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "strongswan.conf"
+        self.log = lab.phase_dir / f"{node}.charon.log"
+        # unix socket paths are limited to 108 bytes: keep them in the short runtime dir
+        self.socket = lab.runtime_dir / f"{node}.vici"
+        self.env = {"STRONGSWAN_CONF": str(self.conf), "SWANCTL_DIR": str(self.swanctl_dir)}
+        self._proc: subprocess.Popen | None = None
+        self._session = None
+        self._socket: socket.socket | None = None
+        self._initiators: list[threading.Thread] = []
+        self.outcomes: list[str] = []
+
+    # -- life cycle -------------------------------------------------------
+    def start(self) -> None:
+        self.conf.write_text(render.strongswan_conf(self.node, self.lab.run_id, self.config, self.socket, self.log))
+        self._write_swanctl()
+        out = (self.dir / "charon.stdout").open("w")
+        self._proc = self.lab.spawn(self.node, [program("charon")], env=self.lab.env(self.env),
+                                    stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self._session, self._socket = self._connect()
+        self.load()
+        self._set_mtu()
+
+    def _connect(self):
+        import vici
+
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self._proc.poll() is not None:
+                raise died(f"charon on {self.node}", self._proc.returncode, self.dir / "charon.stdout", self.log)
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(str(self.socket))
+                return vici.Session(sock), sock
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise LabError(f"charon on {self.node}: vici socket did not answer within {READY_TIMEOUT:g}s") from None
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for thread in self._initiators:
+            thread.join(timeout=2)
+        if self._socket is not None:
+            self._socket.close()
+
+    # -- configuration ----------------------------------------------------
+    def _write_swanctl(self) -> None:
+        (self.swanctl_dir / "swanctl.conf").write_text(render.swanctl_conf(self.node, self.lab.run_id, self.config))
+        self._install_credentials()
+
+    def _install_credentials(self) -> None:
+        """swanctl/x509 (own certs), private (their keys), x509ca (trusted and intermediate CAs)."""
+        certs, _ = self.config.credential_refs()
+        files = {"x509": {n: self.lab.credentials.cert(n) for n in certs} if certs else {},
+                 "private": {n: self.lab.credentials.key(n) for n in certs} if certs else {},
+                 "x509ca": {n: self.lab.credentials.cert(n) for n in self.config.trust}}
+        for sub, wanted in files.items():
+            folder = self.swanctl_dir / sub
+            if folder.exists():
+                shutil.rmtree(folder)  # a reload must also forget what the change removed
+            folder.mkdir()
+            for name, source in wanted.items():
+                shutil.copyfile(source, folder / f"{name}.pem")
+        for sub in SWANCTL_DIRS:  # swanctl --load-all complains about each one missing
+            (self.swanctl_dir / sub).mkdir(exist_ok=True)
+
+    def load(self) -> None:
+        """`swanctl --load-all` inside the node: what an engineer runs after editing."""
+        self.lab.exec(self.node, ["env", *(f"{k}={v}" for k, v in self.env.items()),
+                                  "swanctl", "--load-all", "--clear", "--noprompt"])
+
+    def change(self, patch: dict[str, Any]) -> None:
+        """swanctl.conf changes are reloaded; strongswan.conf (`charon`) changes need a restart,
+        as on a real gateway whose listen port is changed. So does the tunnel MTU: libipsec
+        reads ipsec0's MTU once and sizes its TUN reads by it, so raising the MTU of a running
+        daemon truncates packets."""
+        before = (self.config.charon, self.config.tunnel_mtu)
+        self.config = self.config.patched(patch)
+        if (self.config.charon, self.config.tunnel_mtu) != before:
+            self.stop()
+            self.start()
+            return
+        self._write_swanctl()
+        self.load()
+
+    def _set_mtu(self) -> None:
+        if self.config.tunnel_mtu is not None:
+            self.lab.exec(self.node, ["ip", "link", "set", "dev", "ipsec0", "mtu", str(self.config.tunnel_mtu)])
+
+    # -- control and state -------------------------------------------------
+    def initiate(self, child: str | None = None, ike: str | None = None) -> None:
+        """Negotiate in the background: success or failure is for the checks to observe."""
+        request = {k: v for k, v in (("child", child), ("ike", ike)) if v}
+        session, sock = self._connect()
+
+        def run() -> None:
+            try:
+                for _ in session.initiate(request):
+                    pass
+                self.outcomes.append(f"initiate {request}: established")
+            except Exception as exc:  # charon's answer (failure) or charon stopping
+                self.outcomes.append(f"initiate {request}: {exc}")
+            finally:
+                sock.close()
+
+        thread = threading.Thread(target=run, name=f"initiate-{self.node}", daemon=True)
+        thread.start()
+        self._initiators.append(thread)
+
+    def terminate(self, child: str | None = None, ike: str | None = None) -> None:
+        request = {k: v for k, v in (("child", child), ("ike", ike)) if v}
+        request["timeout"] = 5000
+        self._vici("terminate", lambda: list(self._session.terminate(request)))
+
+    def list_sas(self, ike: str) -> list[dict[str, Any]]:
+        """IKE_SAs named `ike`, as [{state, children: [{name, state, local_ts, remote_ts}]}]."""
+        result = []
+        for entry in self._vici("list-sas", lambda: list(self._session.list_sas({"ike": ike}))):
+            for sa in _text(entry).values():
+                children = [{"name": c["name"], "state": c["state"],
+                             "local_ts": c.get("local-ts", []), "remote_ts": c.get("remote-ts", [])}
+                            for c in sa.get("child-sas", {}).values()]
+                result.append({"state": sa["state"], "children": children})
+        return result
+
+    def _vici(self, command: str, call):
+        """A vici request; a daemon that died meanwhile is reported with its reason."""
+        try:
+            return call()
+        except Exception as exc:  # vici's own errors, or the socket of a dead daemon
+            if self._proc is not None and self._proc.poll() is not None:
+                raise died(f"charon on {self.node}", self._proc.returncode, self.dir / "charon.stdout",
+                           self.log) from None
+            raise LabError(f"charon on {self.node}: vici {command}: {exc}") from None
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
