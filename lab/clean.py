@@ -90,7 +90,7 @@ def find() -> list[Leftovers]:
         found = owner.read_owner_file(directory)
         if found is None:
             continue  # not ours, or not yet written: never guess
-        run_id, who = found
+        run_id, who, _ = found
         if run_id in live_runs or (who is not None and who.alive()):
             continue
         runs.setdefault(run_id, Leftovers(run_id)).runtime_dirs.append(directory)
@@ -123,10 +123,8 @@ def remove(leftovers: list[Leftovers]) -> list[str]:
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
+    fields = owner.stat_fields(pid)
+    return fields is not None and fields[0] == "Z"
 
 
 def summary(leftovers: list[Leftovers]) -> dict[str, int]:

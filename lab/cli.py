@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from lab.errors import LabError
 from lab.schema.errors import InputError
 from lab.schema.load import load_scenario
 from lab.schema.locate import scenario_names
@@ -119,32 +120,48 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
         out: Path = typer.Option(Path("results"), "--out", help="results go to OUT/NAME/"),
         param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE, a scenario parameter (repeatable)"),
         junit: Optional[Path] = typer.Option(None, "--junit", help="write JUnit XML: a testcase per scenario phase"),
-        keep: bool = typer.Option(False, "--keep", help="leave a failing phase's lab up for inspection"),
+        keep: bool = typer.Option(False, "--keep", help="leave a failing phase's lab up for inspection (serial)"),
+        jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                           help="phases at once, across scenarios (default: 2 per core)"),
+        serial: bool = typer.Option(False, "--serial", help="one phase after the other, in this process"),
+        shard: Optional[str] = typer.Option(None, "--shard", help="K/N: the K-th of N stable parts of --all "
+                                                                  "(a CI matrix of N jobs runs each scenario once)"),
         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Run baseline, fault and fix; write OUT/NAME/result.json."""
     from lab import junit as junit_xml
     from lab.progress import Progress
-    from lab.runner import run_scenario
+    from lab.runner import run_scenarios
+    from lab.scheduler import default_jobs
 
     if all_ == (name is not None):
         err.print("name one scenario, or give --all")
         raise typer.Exit(EXIT_BAD_INPUT)
-    scenarios = [_load(n, param) for n in (scenario_names() if all_ else [name])]
+    names = scenario_names() if all_ else [name]
+    if shard is not None:
+        names = _shard(names, shard)
+    scenarios = [_load(n, param) for n in names]
     _need_root()
     _terminate_as_interrupt()
-    docs = []
     try:
-        for sc in scenarios:
-            docs.append(run_scenario(sc, out, Progress(quiet=quiet), hold=_hold if keep else None))
+        docs = run_scenarios(scenarios, out, Progress(quiet=quiet), hold=_hold if keep else None,
+                             jobs=1 if serial or keep else (jobs or default_jobs()))
     except KeyboardInterrupt:
-        err.print("interrupted; the lab was torn down")
+        err.print("interrupted; every lab was torn down")
         raise typer.Exit(130) from None
-    finally:
-        if junit and docs:
-            junit_xml.write(docs, junit)
+    if junit and docs:
+        junit_xml.write(docs, junit)
     if any(p.get("error") for doc in docs for p in doc["phases"]):
         raise typer.Exit(EXIT_LAB)
     raise typer.Exit(0 if all(doc["passed"] for doc in docs) else EXIT_FAILED)
+
+
+def _shard(names: list[str], spec: str) -> list[str]:
+    """K/N: every N-th name of the sorted list, from the K-th on: the same split on every machine."""
+    part, _, total = spec.partition("/")
+    if not (part.isdigit() and total.isdigit() and 1 <= int(part) <= int(total)):
+        err.print(f"--shard {spec[:20]}: allowed: K/N with 1 <= K <= N, e.g. 2/4", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return sorted(names)[int(part) - 1::int(total)]
 
 
 def _hold(lab) -> None:
@@ -211,6 +228,54 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
 
 
 @app.command()
+def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or run folders of lab run, captures "
+                                                                     "(pcap, pcapng), charon logs"),
+             as_json: bool = typer.Option(False, "--json", help="one JSON object (a list for several diagnoses)"),
+             lang: str = typer.Option("both", "--lang", help="en, zh or both"),
+             ike_port: list[int] = typer.Option([], "--ike-port", help="a non-standard IKE port (repeatable)"),
+             nat_t_port: list[int] = typer.Option([], "--nat-t-port", help="a non-standard NAT-T port (repeatable)"),
+             live: bool = typer.Option(False, "--live", help="the running workshop lab")) -> None:
+    """The three-step IKE triage on captures and charon logs: which step fails, which fault, what proves it.
+    Exit 0 healthy, 1 fault, 4 indeterminate, 2 bad input."""
+    import json
+
+    from lab.diagnose import render
+    from lab.diagnose.engine import run as run_diagnosis
+    from lab.diagnose.sources import BadInput
+
+    if lang not in ("en", "zh", "both"):
+        err.print(f"--lang {lang[:20]}: allowed: en, zh, both", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    bad_ports = [p for p in [*ike_port, *nat_t_port] if not 1 <= p <= 65535]
+    if bad_ports:
+        err.print(f"port {bad_ports[0]}: allowed: 1 to 65535", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if live:
+        from lab.workshop import client
+        try:
+            paths = [Path(client.running()["artifacts"])]
+        except LabError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(EXIT_LAB) from None
+    if not paths:
+        err.print("give one or more folders, captures or logs (or --live)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    ports = {"ike_ports": frozenset({500, *ike_port}), "nat_t_ports": frozenset({4500, *nat_t_port})}
+    try:
+        diagnoses = run_diagnosis(paths, **ports)
+    except BadInput as exc:
+        err.print(f"bad input: {exc}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if as_json:
+        docs = [d.as_json() for d in diagnoses]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(render.text(d, lang) for d in diagnoses))
+    worst = max(diagnoses, key=lambda d: {"healthy": 0, "indeterminate": 1, "fault": 2}[d.verdict])
+    raise typer.Exit(worst.exit_code)
+
+
+@app.command()
 def doctor() -> None:
     """What the lab needs from this machine, each with its Debian package: exit 3 if anything is missing."""
     from lab import preflight
@@ -266,8 +331,6 @@ def _texts(text, lang: str) -> list[str]:
 def _workshop(fn):
     """Workshop commands report lab problems as one clear line and exit 3."""
     from functools import wraps
-
-    from lab.errors import LabError
 
     @wraps(fn)
     def wrapper(*args, **kwargs):

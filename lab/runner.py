@@ -37,11 +37,13 @@ class PhaseResult:
     traffic: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
     attempts: int = 1  # more than one: captures lost packets and the phase was run again
+    # what `lab diagnose` makes of this phase's captures and logs alone
+    diagnosis: dict | None = None
 
     def as_dict(self) -> dict:
         out = {"name": self.name, "passed": self.passed, "duration_s": self.duration_s,
                "checks": [c.as_dict() for c in self.checks], "steps": self.steps, "notes": self.notes,
-               "traffic": self.traffic, "attempts": self.attempts}
+               "traffic": self.traffic, "attempts": self.attempts, "diagnosis": self.diagnosis}
         if self.error:
             out["error"] = self.error
         return out
@@ -96,9 +98,21 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
     result.attempts = attempt
     result.notes = retried + result.notes + [f"capture {name}: tcpdump lost {count} packets (kernel drops)"
                                              for name, count in kernel_drops(phase_dir).items()]
+    result.diagnosis = diagnose_phase(phase_dir)
     result.duration_s = round(time.monotonic() - started, 3)
+    progress.diagnosis(label, result.diagnosis)
     progress.phase_done(label, result.passed, result.duration_s, result.error)
     return result
+
+
+def diagnose_phase(phase_dir: Path) -> dict:
+    """`lab diagnose PHASE_DIR`, as a phase records it: verdict, step, class and the first evidence."""
+    from lab.diagnose.engine import diagnose
+    from lab.diagnose.sources import gather
+
+    [inputs] = gather([phase_dir])
+    found = diagnose(inputs).as_json()
+    return {key: found[key] for key in ("verdict", "step", "class", "reason")} | {"evidence": found["evidence"][:3]}
 
 
 def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress, checks,
@@ -128,24 +142,63 @@ def lab_charons(lab: RunningLab):
     return [lab.charon(n) for n in lab.scenario.gateways]
 
 
+PHASE_HEADERS = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
+                 "fix": "(fault + fix: healthy expected)"}
+
+
 def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASES,
-                 hold: Callable[[RunningLab], None] | None = None) -> dict:
-    run_id = new_run_id()
+                 hold: Callable[[RunningLab], None] | None = None, jobs: int = 1) -> dict:
+    return run_scenarios([sc], out, progress, phases, hold, jobs)[0]
+
+
+def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress, phases=PHASES,
+                  hold: Callable[[RunningLab], None] | None = None, jobs: int = 1) -> list[dict]:
+    """Every phase of every scenario; `jobs` > 1: that many phases at once, each in a worker process
+    (lab.scheduler); `hold` (lab run --keep) needs a terminal, so it runs in this process, in turn."""
+    if jobs <= 1 or hold is not None:
+        return [_serial(sc, out, progress, phases, hold) for sc in scenarios]
+    from lab import scheduler
+
+    runs = {sc.name: _prepare(sc, out) for sc in scenarios}
+    tasks = [scheduler.Task(sc, sc.params, phase, runs[sc.name][0] / phase, runs[sc.name][1])
+             for sc in scenarios for phase in phases]
+    docs: dict[str, dict] = {}
+
+    def done(task: "scheduler.Task") -> None:
+        mine = [t for t in tasks if t.sc.name == task.sc.name]
+        if all(t.result is not None for t in mine):
+            progress.scenario(task.sc.name, task.sc.spec.title.en)
+            scheduler.show(progress, mine, PHASE_HEADERS)
+            docs[task.sc.name] = _finish(task.sc, *runs[task.sc.name], [t.result for t in mine], progress)
+
+    scheduler.run(tasks, jobs, progress, done)
+    return [docs[sc.name] for sc in scenarios]
+
+
+def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
     scenario_dir = out / sc.name
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)  # results of an earlier run of this scenario only
     scenario_dir.mkdir(parents=True)
+    return scenario_dir, new_run_id(), time.monotonic()
+
+
+def _serial(sc: LoadedScenario, out: Path, progress: Progress, phases, hold) -> dict:
+    scenario_dir, run_id, started = _prepare(sc, out)
     progress.scenario(sc.name, sc.spec.title.en)
-    started = time.monotonic()
     results = []
     for phase in phases:
-        what = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
-                "fix": "(fault + fix: healthy expected)"}[phase]
-        progress.phase(phase, what)
+        progress.phase(phase, PHASE_HEADERS[phase])
         results.append(run_phase(sc, phase, scenario_dir / phase, run_id, progress, hold=hold))
         if results[-1].error:
             break  # a lab that cannot be built will not build for the next phase either
-    passed = len(results) == len(phases) and all(r.passed for r in results)
+    return _finish(sc, scenario_dir, run_id, started, [r.as_dict() for r in results], progress, len(phases))
+
+
+def _finish(sc: LoadedScenario, scenario_dir: Path, run_id: str, started: float, phases: list[dict],
+            progress: Progress, expected: int | None = None) -> dict:
+    """result.json and report.html of a scenario whose phases are over."""
+    passed = len(phases) == (expected or len(phases)) and all(p["passed"] for p in phases)
     doc = {
         "scenario": sc.name,
         "title": sc.spec.title.model_dump(),
@@ -153,10 +206,11 @@ def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASE
         "run_id": run_id,
         "passed": passed,
         "duration_s": round(time.monotonic() - started, 3),
+        "diagnosis": {"step": sc.spec.diagnosis.step, "class": sc.spec.diagnosis.class_},
         "timers": [{"name": n, "production_s": t.production, "lab_s": t.lab,
                     "compression": round(t.production / t.lab, 1) if t.lab else None}
                    for n, t in sc.timers.items()],
-        "phases": [r.as_dict() for r in results],
+        "phases": phases,
         "artifacts": sorted(str(p.relative_to(scenario_dir)) for p in scenario_dir.rglob("*")
                             if p.is_file() and p.suffix in (".pcap", ".log", ".conf")),
     }

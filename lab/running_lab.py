@@ -77,16 +77,18 @@ class RunningLab:
 
     def teardown(self) -> None:
         errors = []
-        for charon in self._charons.values():
-            try:
-                charon.stop()
-            except Exception as exc:  # keep tearing down the rest
-                errors.append(f"charon {charon.node}: {exc}")
+        # Captures end first: what charon and the kernel say while the lab comes apart (ICMP port
+        # unreachable for a daemon already gone) is no part of the phase.
         for capture in self._captures.values():
             try:
                 capture.stop()
-            except Exception as exc:
+            except Exception as exc:  # keep tearing down the rest
                 errors.append(f"capture {capture.point.name}: {exc}")
+        for charon in self._charons.values():
+            try:
+                charon.stop()
+            except Exception as exc:
+                errors.append(f"charon {charon.node}: {exc}")
         for proc in self._procs:
             _stop(proc)
         if self.network is not None:

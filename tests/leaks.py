@@ -33,15 +33,40 @@ class Snapshot:
         return out
 
 
-def _mine_or_orphaned(who: owner.Owner | None) -> bool:
+def _mine_or_orphaned(who: owner.Owner | None, session: str | None) -> bool:
+    """A run of this test session (the same IPSEC_LAB_SESSION, when one is set) whose owner is this
+    process or has exited."""
+    if (session or None) != (os.environ.get(owner.SESSION_VAR) or None):
+        return False  # another session's run: a second test worker, a developer's lab
     return who is None or who.pid == os.getpid() or not who.alive()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def lab_charons_of(root: int) -> list[int]:
+    """charon processes of labs owned by `root` or by its children (phase workers of a `lab run`)."""
+    found = []
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        marked = owner.process_marks(pid)
+        if marked and marked[1] and root in (marked[1].pid, _parent(marked[1].pid)):
+            try:
+                if open(f"/proc/{pid}/comm").read().strip() == "charon":
+                    found.append(pid)
+            except OSError:
+                continue
+    return found
 
 
 def _procs() -> set[tuple[int, str]]:
     procs = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         marked = owner.process_marks(int(pid))
-        if marked is None or not _mine_or_orphaned(marked[1]):
+        if marked is None or not _mine_or_orphaned(marked[1], owner.session_of(int(pid))):
             continue
         try:
             cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
@@ -55,7 +80,7 @@ def _runtime_dirs() -> set[str]:
     dirs = set()
     for path in glob.glob("/tmp/ipsec-lab-*"):
         found = owner.read_owner_file(Path(path))
-        if found is None or _mine_or_orphaned(found[1]):
+        if found is None or _mine_or_orphaned(found[1], found[2]):
             dirs.add(path)
     return dirs
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab import paths
+from tests.leaks import lab_charons_of
 
 LAB = [sys.executable, "-m", "lab"]
 
@@ -62,8 +63,7 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
     text = (paths.SCENARIOS / "psk-mismatch.yaml").read_text()
     assert old in text
     path = tmp_path / "variant.yaml"
-    path.write_text(text.replace(old, new).replace("topology: site-to-site",
-                                                   f"topology: {paths.TOPOLOGIES / 'site-to-site.yaml'}"))
+    path.write_text(text.replace(old, new))
     return path
 
 
@@ -83,11 +83,11 @@ def test_symptom_not_observed_exits_1(tmp_path, no_leaks):
 @pytest.mark.lab
 def test_failing_step_exits_3_and_tears_down(tmp_path, no_leaks):
     path = _variant(tmp_path, "    - kind: swanctl\n      node: gw2\n      set:\n        secrets: [{ids: [branch.example.net, hq.example.net], secret: \"lab-Branch-HQ-2025\"}]",
-                    "    - {kind: nft, node: inet, ruleset: \"this is not nft\"}")
+                    "    - {kind: route, node: inet, dst: 10.9.0.0/24, via: 192.0.2.99}")  # valid, but no such neighbour
     out = lab("run", str(path), "--out", str(tmp_path))
     assert out.returncode == 3, out.stdout + out.stderr
     doc = json.loads((tmp_path / "psk-mismatch" / "result.json").read_text())
-    assert "nft -f - failed" in doc["phases"][1]["error"]
+    assert "ip route replace 10.9.0.0/24 via 192.0.2.99 failed" in doc["phases"][1]["error"]
 
 
 @pytest.mark.lab
@@ -97,11 +97,11 @@ def test_interrupt_tears_down(tmp_path, sig, no_leaks):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "COLUMNS": "200"})
     deadline = time.monotonic() + 30
-    for line in proc.stdout:  # wait until the fault lab is up and being checked
-        if "retransmit" in line or time.monotonic() > deadline:
-            break
+    while len(lab_charons_of(proc.pid)) < 6:  # all three phase labs up (two gateways each)
+        assert time.monotonic() < deadline and proc.poll() is None, "the labs did not come up"
+        time.sleep(0.05)
     proc.send_signal(sig)
-    rest = proc.communicate(timeout=30)[0]
+    rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, rest
     assert "torn down" in rest
 

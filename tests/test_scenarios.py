@@ -46,6 +46,11 @@ def test_three_phases(name, tmp_path, no_leaks):
                 assert check["measured"]["sent"] > 0
     # a capture that lost packets could hide what an absent-check looks for
     assert not [n for p in doc["phases"] for n in p["notes"] if "kernel drops" in n]
+    # lab diagnose, from each phase's captures and logs alone, names the declared fault and nothing else
+    verdicts = {p["name"]: (p["diagnosis"]["verdict"], p["diagnosis"]["step"], p["diagnosis"]["class"])
+                for p in doc["phases"]}
+    assert verdicts == {"baseline": ("healthy", None, None), "fault": ("fault", sc.spec.diagnosis.step,
+                        sc.spec.diagnosis.class_), "fix": ("healthy", None, None)}, [p["diagnosis"] for p in doc["phases"]]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

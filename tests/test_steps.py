@@ -19,44 +19,44 @@ def reaches(lab: RunningLab, node: str, dst: str, src: str | None = None) -> boo
 def test_kernel_steps(tmp_path, no_leaks):
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps1") as lab:
         assert reaches(lab, "gw1", "198.51.100.2")
-        Sysctl(node="inet", key="net.ipv4.ip_forward", value=0).apply(lab)
+        SysctlStep(node="inet", key="net.ipv4.ip_forward", value=0).apply(lab)
         assert not reaches(lab, "gw1", "198.51.100.2")
-        Sysctl(node="inet", key="net.ipv4.ip_forward", value=1).apply(lab)
+        SysctlStep(node="inet", key="net.ipv4.ip_forward", value=1).apply(lab)
         assert reaches(lab, "gw1", "198.51.100.2")
 
-        Route(node="gw1", dst="198.51.100.0/30", via="203.0.113.1", table=100).apply(lab)
-        rule = Rule.model_validate({"node": "gw1", "from": "203.0.113.2/32", "table": 100, "priority": 100})
+        RouteStep(node="gw1", dst="198.51.100.0/30", via="203.0.113.1", table=100).apply(lab)
+        rule = RuleStep.model_validate({"node": "gw1", "from": "203.0.113.2/32", "table": 100, "priority": 100})
         rule.apply(lab)
         assert "from 203.0.113.2 lookup 100" in lab.exec("gw1", ["ip", "rule"]).stdout
-        Route(node="gw1", action="delete", dst="default").apply(lab)
+        RouteStep(node="gw1", action="delete", dst="default").apply(lab)
         assert not reaches(lab, "gw1", "198.51.100.2")  # no source chosen: the rule cannot match
         assert reaches(lab, "gw1", "198.51.100.2", src="203.0.113.2")  # table 100, by the rule
-        Rule.model_validate({"node": "gw1", "action": "delete", "from": "203.0.113.2/32",
+        RuleStep.model_validate({"node": "gw1", "action": "delete", "from": "203.0.113.2/32",
                              "table": 100, "priority": 100}).apply(lab)
         assert not reaches(lab, "gw1", "198.51.100.2", src="203.0.113.2")
 
 
 def test_strongswan_steps(tmp_path, no_leaks):
-    up = Tunnel(node="gw1", ike="hq", child="net", within=5)
-    down = Tunnel(node="gw1", ike="hq", expect="down", within=0.5)
+    up = TunnelCheck(node="gw1", ike="hq", child="net", within=5)
+    down = TunnelCheck(node="gw1", ike="hq", expect="down", within=0.5)
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps2") as lab:
         assert evaluate(down, lab).passed  # nothing initiated yet
-        Initiate(node="gw1", child="net").apply(lab)
+        InitiateStep(node="gw1", child="net").apply(lab)
         assert evaluate(up, lab).passed
-        Terminate(node="gw1", ike="hq").apply(lab)
+        TerminateStep(node="gw1", ike="hq").apply(lab)
         assert evaluate(down, lab).passed
-        Swanctl(node="gw1", set={"connections": {"hq": {"children": {"net": {"remote_ts": ["10.2.0.0/24"]}}}}}).apply(lab)
-        assert "remote_ts = 10.2.0.0/24" in (tmp_path / "gw1" / "swanctl" / "swanctl.conf").read_text()
-        Initiate(node="gw1", child="net").apply(lab)
-        assert evaluate(Tunnel(node="gw1", ike="hq", child="net", remote_ts=["10.2.0.0/24"]), lab).passed
+        SwanctlStep(node="gw1", set={"connections": {"hq": {"children": {"net": {"remote_ts": ["10.2.0.0/24"]}}}}}).apply(lab)
+        assert 'remote_ts = "10.2.0.0/24"' in (tmp_path / "gw1" / "swanctl" / "swanctl.conf").read_text()
+        InitiateStep(node="gw1", child="net").apply(lab)
+        assert evaluate(TunnelCheck(node="gw1", ike="hq", child="net", remote_ts=["10.2.0.0/24"]), lab).passed
         assert any("established" in o for o in lab.charon("gw1").outcomes)
 
 
 def test_ikev1_tunnel(tmp_path, no_leaks):
     """The same nodes speak IKEv1 (Main Mode + Quick Mode) when both sides say version 1."""
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps3") as lab:
-        Swanctl(node="gw1", set={"connections": {"hq": {"version": 1}}}).apply(lab)
-        Swanctl(node="gw2", set={"connections": {"branch": {"version": 1}}}).apply(lab)
-        Initiate(node="gw1", child="net").apply(lab)
-        assert evaluate(Tunnel(node="gw1", ike="hq", child="net"), lab).passed
+        SwanctlStep(node="gw1", set={"connections": {"hq": {"version": 1}}}).apply(lab)
+        SwanctlStep(node="gw2", set={"connections": {"branch": {"version": 1}}}).apply(lab)
+        InitiateStep(node="gw1", child="net").apply(lab)
+        assert evaluate(TunnelCheck(node="gw1", ike="hq", child="net"), lab).passed
         assert any("IKEv1" in line or "ID_PROT" in line for line in lab.charon("gw1").log_lines())

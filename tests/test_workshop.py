@@ -7,7 +7,7 @@ import pytest
 from lab import paths
 from lab.workshop import state
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("workshop")]  # one workshop state per machine
 LAB = [sys.executable, "-m", "lab"]
 
 

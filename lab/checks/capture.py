@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from lab.checks import Check, Probe, register
+from lab.schema.ike import notify_short_name
 from lab.schema.refs import CaptureRef, Ref
 from lab.schema.types import CaptureFilter, FileModel, Identifier, NotifyName
 
@@ -25,7 +26,8 @@ class IkeMatch(FileModel):
         return (ike is not None
                 and (self.exchange is None or ike.exchange == self.exchange)
                 and (self.response is None or ike.response == self.response)
-                and (self.notify is None or self.notify in ike.notifies))
+                and (self.notify is None or self.notify in ike.notifies
+                     or self.notify in [notify_short_name(n) for n in ike.notifies]))
 
     def text(self) -> str:
         parts = [self.exchange or "IKE"]

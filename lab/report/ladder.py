@@ -23,7 +23,7 @@ def rungs(path: Path, mac: str, where: str) -> list[Rung]:
     out, seen = [], set()
     for p in pcap.read(path, mac):
         if p.ike:
-            key = (p.src, p.ike.spi_i, p.ike.exchange, p.ike.response, p.ike.msgid)
+            key = (p.src, p.ike.spi_i, p.ike.exchange, p.ike.response, p.ike.msgid, p.ike.fragment)
             label = p.ike.summary()
             kind = "ike"
         elif p.proto == "TCP" and ("S" in p.tcp_flags or "R" in p.tcp_flags):

@@ -44,6 +44,7 @@ class LoadedScenario:
     tcp_encap: dict[str, TcpEncap]
     topology_doc: Document
     doc: Document  # the scenario file (merged over what it extends)
+    params: dict[str, str]  # the parameter values given (lab run --param), to load it again elsewhere
 
     @property
     def name(self) -> str:
@@ -197,7 +198,7 @@ def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> Loaded
     if problems:
         raise InputError(problems)
     pki = Pki(cas={**topo.pki.cas, **spec.pki.cas}, certs={**topo.pki.certs, **spec.pki.certs})
-    loaded = LoadedScenario(spec, topo, path, timers, gateways, pki, tcp_encap, topo_doc, doc)
+    loaded = LoadedScenario(spec, topo, path, timers, gateways, pki, tcp_encap, topo_doc, doc, params)
     problems = scenario_problems(doc, loaded, where)
     if problems:
         raise InputError(problems)

@@ -1,9 +1,10 @@
 """Scenario files: a topology, a fault, its documented symptoms, the fix, and health."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from lab.checks import check_union
 from lab.schema.pki import Pki
@@ -37,6 +38,23 @@ class Source(FileModel):
     section: Text | None = None
 
 
+def _fault_class(value: object) -> str:
+    from lab.diagnose.catalogue import class_names  # the catalogue's own data file, no runtime
+
+    names = class_names()
+    if value not in names:
+        raise PydanticCustomError("fault_class", "'{value}' is not a fault class of lab diagnose; allowed: {names}",
+                                  {"value": str(value)[:60], "names": ", ".join(names)})
+    return str(value)
+
+
+class Diagnosis(FileModel):
+    """What `lab diagnose` must name on the fault phase (and `healthy` on baseline and fix)."""
+
+    step: Literal[1, 2, 3]
+    class_: Annotated[str, BeforeValidator(_fault_class)] = Field(alias="class")
+
+
 class CapturePoint(FileModel):
     """Where tcpdump listens for the whole phase: one pcap per capture point."""
 
@@ -67,9 +85,20 @@ class Scenario(FileModel):
     start: list[StepSpec] = Field([], max_length=200)
     fault: Change
     fix: Change
+    diagnosis: Diagnosis
     symptoms: list[CheckSpec] = Field(min_length=1, max_length=200)
     healthy: list[CheckSpec] = Field(min_length=1, max_length=200)
     hints: list[Text] = Field([], max_length=20)
+
+    @model_validator(mode="after")
+    def _step_of_class(self) -> "Scenario":
+        from lab.diagnose.catalogue import class_steps
+
+        step = class_steps()[self.diagnosis.class_]
+        if step != self.diagnosis.step:
+            raise PydanticCustomError("diagnosis_step", "diagnosis: class {name} is a step {step} fault; allowed: "
+                                      "step {step}", {"name": self.diagnosis.class_, "step": step})
+        return self
 
     @field_validator("symptoms")
     @classmethod

@@ -300,7 +300,7 @@ def _bpf(value: Any) -> str:
     text = _text(value, "a capture filter", allowed)
     if len(text) > 1000 or not all(" " <= c <= "~" for c in text):
         raise _invalid(text, "a capture filter", allowed)
-    from lab.schema import bpf  # libpcap's own compiler, as tcpdump uses it
+    from lab import bpf  # libpcap's own compiler, as tcpdump uses it
     error = bpf.compile_error(text)
     if error:
         raise PydanticCustomError("bpf", "capture filter '{value}' does not compile: {error}; allowed: {allowed}",

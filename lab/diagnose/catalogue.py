@@ -1,0 +1,88 @@
+"""The fault classes (catalogue.yaml), read and checked once: every fact a signature names exists,
+every pattern compiles, every text is in English and Chinese."""
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FILE = Path(__file__).parent / "catalogue.yaml"
+
+
+class Text(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    en: str
+    zh: str
+
+    def get(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+class Vendor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    platform: str
+    commands: str
+
+
+class Fix(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    linux: str
+    vendor: list[Vendor] = []
+
+
+class Item(BaseModel):
+    """One condition of a signature: a named fact, or a log line pattern."""
+
+    model_config = ConfigDict(extra="forbid")
+    fact: str | None = None
+    log: str | None = None
+
+    @field_validator("log")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            re.compile(pattern)
+        return pattern
+
+
+class FaultClass(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: Literal[1, 2, 3]
+    title: Text
+    signatures: list[list[Item]] = Field(min_length=1)
+    also: list[Item] = []  # cited beside the evidence when present, never deciding
+    resolved: bool = False  # a later success in the same source supersedes the evidence
+    explanation: Text
+    next: Text
+    fix: Fix
+
+
+class Catalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    classes: dict[str, FaultClass]
+
+
+@cache
+def catalogue() -> Catalogue:
+    from lab.diagnose.facts import FACTS  # the facts a signature may name
+
+    cat = Catalogue.model_validate(yaml.safe_load(FILE.read_text()))
+    named = {i.fact for c in cat.classes.values() for i in [*c.also, *(i for s in c.signatures for i in s)] if i.fact}
+    unknown = named - set(FACTS)
+    if unknown:
+        raise ValueError(f"{FILE}: unknown facts {sorted(unknown)}; facts: {', '.join(sorted(FACTS))}")
+    return cat
+
+
+@cache
+def class_steps() -> dict[str, int]:
+    """Each class's step, read without checking facts (for the scenario schema)."""
+    return {name: entry["step"] for name, entry in yaml.safe_load(FILE.read_text())["classes"].items()}
+
+
+def class_names() -> list[str]:
+    return list(class_steps())

@@ -1,0 +1,206 @@
+"""The verdict: the catalogue's classes tried in order against the facts of an observation.
+
+fault: the first class whose evidence holds (and, for a class marked `resolved`, that no later
+success in the same source superseded); healthy: no class holds and an SA was established;
+indeterminate: neither, with the reason.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.capture import packets
+from lab.diagnose import catalogue as cat
+from lab.diagnose import facts as F
+from lab.diagnose.logs import read as read_log
+from lab.diagnose.sources import Inputs
+
+STEPS = {1: {"en": "reachability", "zh": "网络通达性"}, 2: {"en": "negotiation", "zh": "协商过程"},
+         3: {"en": "authentication and policy", "zh": "认证与策略"}}
+EVIDENCE_SHOWN = 8
+
+
+@dataclass
+class Diagnosis:
+    label: str
+    verdict: str  # healthy / fault / indeterminate
+    step: int | None = None
+    fault_class: str | None = None
+    evidence: list[dict] = field(default_factory=list)
+    ruled_out: list[dict] = field(default_factory=list)
+    reason: dict | None = None  # indeterminate: why
+    inputs: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"healthy": 0, "fault": 1, "indeterminate": 4}[self.verdict]
+
+    def entry(self) -> cat.FaultClass | None:
+        return cat.catalogue().classes[self.fault_class] if self.fault_class else None
+
+    def as_json(self) -> dict:
+        entry = self.entry()
+        return {
+            "label": self.label, "verdict": self.verdict, "step": self.step, "class": self.fault_class,
+            "title": entry.title.model_dump() if entry else None,
+            "evidence": self.evidence, "ruled_out": self.ruled_out,
+            "explanation": entry.explanation.model_dump() if entry else None,
+            "next": entry.next.model_dump() if entry else None,
+            "fix": entry.fix.model_dump() if entry else None,
+            "reason": self.reason, "inputs": self.inputs, "notes": self.notes,
+        }
+
+
+def observe(inputs: Inputs, ike_ports: frozenset[int] = F.IKE_PORTS,
+            nat_t_ports: frozenset[int] = packets.NAT_T_PORTS) -> F.Observation:
+    obs = F.Observation()
+    for found in inputs.captures:
+        capture = F.Capture(found.path, found.where, found.node, two_way=found.where is not None)
+        obs.captures.append(capture)
+        try:
+            for packet in packets.stream(found.path, found.mac, nat_t_ports=nat_t_ports, ike_ports=ike_ports):
+                obs.add(capture, packet)
+        except packets.CaptureError as exc:
+            capture.error = str(exc)
+            obs.notes.append(f"{found.path}: {exc}")
+    for path in inputs.logs:
+        obs.logs += read_log(path)
+    return obs
+
+
+def diagnose(inputs: Inputs, **ports) -> Diagnosis:
+    obs = observe(inputs, **ports)
+    found = Diagnosis(inputs.label, "indeterminate", inputs={
+        "captures": [{"file": str(c.path), "where": c.name(), "packets": c.packets, "one_sided": c.one_sided()}
+                     for c in obs.captures],
+        "logs": [str(p) for p in inputs.logs]}, notes=obs.notes)
+    successes = F.successes(obs)
+    facts: dict[str, list[F.Evidence]] = {}
+    for name, entry in cat.catalogue().classes.items():
+        evidence = _holds(entry, obs, facts)
+        if evidence is None:
+            continue
+        if entry.resolved and _superseded(evidence, successes):
+            found.ruled_out.append(_text(f"{name}: seen, then resolved by a later success",
+                                         f"{name}:出现过,随后已成功建立"))
+            continue
+        found.verdict, found.step, found.fault_class = "fault", entry.step, name
+        found.evidence = [e.cite() for e in _dedup(evidence + _also(entry, obs, facts))][:EVIDENCE_SHOWN]
+        found.ruled_out = _passed_steps(obs, successes, below=entry.step) + found.ruled_out
+        return found
+    if successes:
+        found.verdict = "healthy"
+        found.evidence = [e.cite() for e in successes[:3]]
+        found.ruled_out = _passed_steps(obs, successes, below=4) + found.ruled_out
+        return found
+    found.reason = _why_indeterminate(obs)
+    found.ruled_out = _passed_steps(obs, successes, below=4) + found.ruled_out
+    return found
+
+
+def _holds(entry: cat.FaultClass, obs: F.Observation, facts: dict) -> list[F.Evidence] | None:
+    """The evidence of the first signature whose every item holds, or None."""
+    for signature in entry.signatures:
+        evidence: list[F.Evidence] = []
+        for item in signature:
+            found = _item(item, obs, facts)
+            if not found:
+                break
+            evidence += found
+        else:
+            return evidence
+    return None
+
+
+def _item(item: cat.Item, obs: F.Observation, facts: dict) -> list[F.Evidence]:
+    if item.fact:
+        if item.fact not in facts:
+            facts[item.fact] = F.FACTS[item.fact](obs)
+        return facts[item.fact]
+    pattern = re.compile(item.log)
+    return [F.Logged(line) for line in obs.logs if pattern.search(line.text)][:3]
+
+
+def _also(entry: cat.FaultClass, obs: F.Observation, facts: dict) -> list[F.Evidence]:
+    """What corroborates the verdict without deciding it: the AUTHENTICATION_FAILED the initiator
+    received, the error the capture shows."""
+    out: list[F.Evidence] = []
+    for item in entry.also:
+        out += _item(item, obs, facts)
+    return out
+
+
+def _dedup(evidence: list[F.Evidence]) -> list[F.Evidence]:
+    seen, out = set(), []
+    for e in evidence:
+        key = e.position()
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+def _superseded(evidence: list[F.Evidence], successes: list[F.Evidence]) -> bool:
+    """Every source the evidence came from shows a success after it."""
+    last: dict[str, float] = {}
+    for e in evidence:
+        source, at = e.position()
+        last[source] = max(last.get(source, at), at)
+    later = {}
+    for s in successes:
+        source, at = s.position()
+        later[source] = max(later.get(source, at), at)
+    return all(source in later and later[source] > at for source, at in last.items())
+
+
+def _text(en: str, zh: str) -> dict:
+    return {"en": en, "zh": zh}
+
+
+def _passed_steps(obs: F.Observation, successes: list[F.Evidence], below: int) -> list[dict]:
+    """What the triage ruled out on the way to the failing step."""
+    out = []
+    answered = next((s for s in obs.ike if s.packet.ike.exchange in ("IKE_SA_INIT", "IKEv1_MAIN", "IKEv1_AGGRESSIVE")
+                     and s.packet.ike.response), None)
+    init_log = next((l for l in obs.logs if re.search(r"parsed IKE_SA_INIT (request|response)|is initiating an? "
+                                                       r"(Main Mode |Aggressive Mode )?IKE_SA", l.text)), None)
+    if below > 1 and (answered or init_log or successes):
+        where = answered.cite() if answered else (F.Logged(init_log).cite() if init_log else successes[0].cite())
+        at = f"{where['file']}" + (f" #{where['number']}" if "number" in where else f":{where['line']}")
+        out.append(_text(f"step 1 passed: IKE reached the peer and was answered ({at})",
+                         f"第 1 步通过:IKE 报文到达对端并得到响应({at})"))
+    auth = next((l for l in obs.logs if re.search(r"authentication of '.*' \(myself\)|parsed IKE_AUTH", l.text)), None)
+    if below > 2 and (auth or successes):
+        where = F.Logged(auth).cite() if auth else successes[0].cite()
+        at = f"{where['file']}" + (f" #{where['number']}" if "number" in where else f":{where['line']}")
+        out.append(_text(f"step 2 passed: proposals agreed, authentication under way ({at})",
+                         f"第 2 步通过:算法提议一致,已进入认证({at})"))
+    if below > 3 and successes:
+        where = successes[0].cite()
+        at = f"{where['file']}" + (f" #{where['number']}" if "number" in where else f":{where['line']}")
+        out.append(_text(f"step 3 passed: SAs established ({at})", f"第 3 步通过:SA 已建立({at})"))
+    return out
+
+
+def _why_indeterminate(obs: F.Observation) -> dict:
+    if not obs.ike and not obs.logs:
+        return _text("no IKE message and no charon log line in what was given",
+                     "所给材料中没有 IKE 报文,也没有 charon 日志")
+    if obs.captures and all(c.one_sided() for c in obs.captures) and not obs.logs:
+        return _text("the capture shows one direction only: a missing answer may just not have been captured; "
+                     "capture on the interface (both directions) or add the charon log",
+                     "抓包只有单向报文:没看到响应不代表对端未响应;请在接口上双向抓包或提供 charon 日志")
+    refused = [s for s in obs.ike if s.packet.ike.exchange == "IKE_AUTH" and s.packet.ike.response
+               and s.packet.ike.inner == "N"]
+    if refused and not obs.logs:
+        return _text("IKE_AUTH was answered with an error notify, but it is encrypted and no charon log names it: "
+                     "add the responder's log", "IKE_AUTH 的响应携带错误通知,但已加密且没有 charon 日志说明原因:请提供响应方日志")
+    return _text("no fault signature matched and no established SA was seen",
+                 "没有匹配的故障特征,也没有看到已建立的 SA")
+
+
+def run(paths: list[Path], **ports) -> list[Diagnosis]:
+    from lab.diagnose.sources import gather
+    return [diagnose(inputs, **ports) for inputs in gather(paths)]

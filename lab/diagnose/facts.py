@@ -1,0 +1,467 @@
+"""What captures and logs show, as named facts the catalogue's signatures refer to.
+
+An Observation is built in one pass over each capture (bounded: what a fact needs is kept,
+ESP is counted, not stored) and over each log. A fact is a function of the observation that
+returns the evidence that makes it true (packets and log lines to cite), or nothing.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from lab.diagnose.logs import LogLine
+
+MAX_KEPT = 20_000  # packets of each kind kept as possible evidence; counting goes on past it
+IKE_PORTS = frozenset({500})
+
+
+@dataclass
+class Capture:
+    """A capture and what is known of where it was taken."""
+
+    path: Path
+    where: str | None = None  # "node:intf" for a lab capture
+    node: str | None = None
+    two_way: bool = False  # it records both directions (an interface capture), so a missing answer is evidence
+    packets: int = 0
+    directions: set = field(default_factory=set)
+    pairs: set = field(default_factory=set)  # (src, dst) of IP packets
+    error: str | None = None
+
+    def name(self) -> str:
+        return self.where or self.path.name
+
+    def one_sided(self) -> bool:
+        """Every packet goes one way: what did not come back may just not have been captured."""
+        if self.two_way or len(self.directions) > 1:
+            return False
+        return not any((dst, src) in self.pairs for src, dst in self.pairs)
+
+
+@dataclass
+class Seen:
+    """A packet as evidence: file, number, time, interface/direction, one-line summary."""
+
+    capture: Capture
+    packet: object  # lab.capture.packets.Packet
+
+    def cite(self) -> dict:
+        p = self.packet
+        return {"kind": "packet", "file": str(self.capture.path), "number": p.number, "time": round(p.time, 6),
+                "where": self.capture.name(), "direction": p.direction, "summary": p.summary()}
+
+    def position(self) -> tuple[str, float]:
+        return str(self.capture.path), float(self.packet.number)
+
+
+@dataclass
+class Logged:
+    line: LogLine
+
+    def cite(self) -> dict:
+        return {"kind": "log", "file": str(self.line.file), "line": self.line.number, "text": self.line.text}
+
+    def position(self) -> tuple[str, float]:
+        return str(self.line.file), float(self.line.number)
+
+
+Evidence = Seen | Logged
+
+
+@dataclass
+class Observation:
+    captures: list[Capture] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)
+    ike: list[Seen] = field(default_factory=list)
+    tcp: list[Seen] = field(default_factory=list)  # SYN, SYN/ACK, RST
+    icmp: list[Seen] = field(default_factory=list)  # ICMP errors
+    esp: dict = field(default_factory=lambda: defaultdict(list))  # (capture, src, dst) -> [count, first Seen, last time]
+    esp_fragments: list[Seen] = field(default_factory=list)
+    esp_split: list[Seen] = field(default_factory=list)
+    ike_fragments: list[Seen] = field(default_factory=list)  # first fragments of IKE datagrams
+    clear: list[Seen] = field(default_factory=list)  # plain IP between private addresses
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, capture: Capture, p) -> None:
+        capture.packets += 1
+        if p.direction:
+            capture.directions.add(p.direction)
+        capture.pairs.add((p.src, p.dst))
+        seen = Seen(capture, p)
+        if p.ike is not None:
+            _keep(self.ike, seen)
+            if p.fragment and p.more_fragments and p.frag_offset == 0:
+                _keep(self.ike_fragments, seen)
+        elif p.esp:
+            entry = self.esp[(id(capture), p.src, p.dst)]
+            if not entry:
+                entry += [0, seen, p.time]
+            entry[0] += 1
+            entry[2] = p.time
+            if p.fragment:
+                _keep(self.esp_fragments, seen)
+            if p.oversize_message:
+                _keep(self.esp_split, seen)
+        elif p.proto == "TCP" and ("S" in p.tcp_flags or "R" in p.tcp_flags):
+            _keep(self.tcp, seen)
+        elif p.icmp:
+            _keep(self.icmp, seen)
+        elif p.fragment and p.sport is None and p.frag_offset > 0:
+            pass  # a non-first fragment: its datagram is judged by the first
+        elif _private(p.src) and _private(p.dst) and not p.keepalive and p.proto not in ("UDP",):
+            _keep(self.clear, seen)
+
+
+def _keep(into: list, item) -> None:
+    if len(into) < MAX_KEPT:
+        into.append(item)
+
+
+def _private(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_private and not ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+# -- helpers over IKE -----------------------------------------------------------------------
+
+def _responses(obs: Observation) -> set[tuple[str, str, int]]:
+    """(spi_i, exchange, msgid) of every IKEv2 response seen anywhere."""
+    return {(s.packet.ike.spi_i, s.packet.ike.exchange, s.packet.ike.msgid) for s in obs.ike
+            if s.packet.ike.version == 2 and s.packet.ike.response}
+
+
+def _v1_answered(obs: Observation) -> set[tuple[str, int, str]]:
+    """IKEv1 has no response flag: (spi_i, msgid, sender) of every message, to tell who answered."""
+    return {(s.packet.ike.spi_i, s.packet.ike.msgid, s.packet.src) for s in obs.ike if s.packet.ike.version == 1}
+
+
+def _two_way(seen: Seen) -> bool:
+    return not seen.capture.one_sided()
+
+
+def _requests(obs: Observation, exchange: str) -> dict[tuple[str, int], list[Seen]]:
+    out: dict[tuple[str, int], list[Seen]] = defaultdict(list)
+    for s in obs.ike:
+        ike = s.packet.ike
+        if ike.version == 2 and ike.exchange == exchange and not ike.response:
+            out[(ike.spi_i, ike.msgid)].append(s)
+    return out
+
+
+def _unanswered(obs: Observation, exchange: str) -> list[list[Seen]]:
+    answered = _responses(obs)
+    return [seen for (spi, msgid), seen in _requests(obs, exchange).items()
+            if (spi, exchange, msgid) not in answered and any(_two_way(s) for s in seen)]
+
+
+def _first_and_count(groups: list[list[Seen]]) -> list[Evidence]:
+    return [group[0] for group in groups][:3]
+
+
+# -- the facts ----------------------------------------------------------------------------
+
+def ike_init_unanswered(obs: Observation) -> list[Evidence]:
+    """IKE_SA_INIT (IKEv1: a Main/Aggressive Mode opening) sent and never answered, in a capture that
+    records both directions."""
+    groups = _unanswered(obs, "IKE_SA_INIT")
+    answered = _v1_answered(obs)
+    openings: dict[str, list[Seen]] = defaultdict(list)
+    for s in obs.ike:
+        ike = s.packet.ike
+        if ike.version == 1 and ike.msgid == 0 and set(ike.spi_r) == {"0"}:
+            openings[ike.spi_i].append(s)
+    for spi, seen in openings.items():
+        senders = {s.packet.src for s in seen}
+        if not any(spi == a and src not in senders for a, _, src in answered) and any(_two_way(s) for s in seen):
+            groups.append(seen)
+    return _first_and_count(groups)
+
+
+def natt_unanswered(obs: Observation) -> list[Evidence]:
+    """IKE_SA_INIT answered, then IKE_AUTH on the NAT-T port (not IP-fragmented) never answered."""
+    init_answered = {s.packet.ike.spi_i for s in obs.ike if s.packet.ike.version == 2
+                     and s.packet.ike.exchange == "IKE_SA_INIT" and s.packet.ike.response}
+    out = []
+    for group in _unanswered(obs, "IKE_AUTH"):
+        first = group[0].packet
+        if first.ike.spi_i in init_answered and not any(s.packet.fragment for s in group) \
+                and (first.dport not in IKE_PORTS or first.sport not in IKE_PORTS):
+            out.append(group)
+    return _first_and_count(out)
+
+
+def ike_fragments_unanswered(obs: Observation) -> list[Evidence]:
+    """An IKE request that left as IP fragments and was never answered (IKEv1: nobody else
+    spoke on its SPI and message ID)."""
+    answered = _responses(obs)
+    v1 = _v1_answered(obs)
+    out = []
+    for s in obs.ike_fragments:
+        ike = s.packet.ike
+        if ike.version == 2:
+            lost = not ike.response and (ike.spi_i, ike.exchange, ike.msgid) not in answered
+        else:
+            lost = not any(spi == ike.spi_i and msgid == ike.msgid and src != s.packet.src for spi, msgid, src in v1)
+        if lost and _two_way(s):
+            out.append(s)
+    return out[:3]
+
+
+def no_proposal_chosen_in_init(obs: Observation) -> list[Evidence]:
+    return [s for s in obs.ike if "NO_PROPOSAL_CHOSEN" in s.packet.ike.notifies
+            and (s.packet.ike.exchange == "IKE_SA_INIT" or s.packet.ike.version == 1)][:3]
+
+
+def ikev2_invalid_ke_in_init(obs: Observation) -> list[Evidence]:
+    """IKEv2 only: IKEv1 reuses the number 17 for INVALID_KEY_INFORMATION (a missing PSK)."""
+    return [s for s in obs.ike if s.packet.ike.version == 2 and s.packet.ike.exchange == "IKE_SA_INIT"
+            and s.packet.ike.response and "INVALID_KE_PAYLOAD" in s.packet.ike.notifies][:3]
+
+
+def _flow(p) -> tuple:
+    return p.src, p.sport, p.dst, p.dport
+
+
+def _reverse(p) -> tuple:
+    return p.dst, p.dport, p.src, p.sport
+
+
+def tcp_synack_leaves_other_interface(obs: Observation) -> list[Evidence]:
+    """A SYN in on one interface of a node, its SYN/ACK out of another interface of the same node."""
+    syns = {(_flow(s.packet), s.capture.node): s for s in obs.tcp
+            if s.packet.tcp_flags == "S" and s.packet.direction == "in" and s.capture.node}
+    for s in obs.tcp:
+        p = s.packet
+        if p.tcp_flags == "SA" and p.direction == "out" and s.capture.node:
+            syn = syns.get((_reverse(p), s.capture.node))
+            if syn is not None and syn.capture is not s.capture:
+                return [syn, s]
+    return []
+
+
+def tcp_handshake_never_completes(obs: Observation) -> list[Evidence]:
+    """A SYN/ACK is sent, yet the same SYN keeps coming: the SYN/ACK never reached the peer."""
+    synacks = {_reverse(s.packet): s for s in obs.tcp if s.packet.tcp_flags == "SA"}
+    repeats: dict[tuple, list[Seen]] = defaultdict(list)
+    for s in obs.tcp:
+        if s.packet.tcp_flags == "S":
+            repeats[(_flow(s.packet), id(s.capture))].append(s)
+    for (flow, _), seen in repeats.items():
+        answer = synacks.get(flow)
+        if answer is not None and len([s for s in seen if s.packet.time > answer.packet.time]) >= 2:
+            return [seen[0], answer, seen[-1]]
+    return []
+
+
+def tcp_rst_to_syn(obs: Observation) -> list[Evidence]:
+    syns = {_flow(s.packet): s for s in obs.tcp if s.packet.tcp_flags == "S"}
+    for s in obs.tcp:
+        if "R" in s.packet.tcp_flags and _reverse(s.packet) in syns:
+            return [syns[_reverse(s.packet)], s]
+    return []
+
+
+# -- NAT and ports ------------------------------------------------------------------------
+
+_CHANGED = re.compile(r"remote endpoint changed from (\S+)\[(\d+)\] to (\S+)\[(\d+)\]")
+_INITIATING = re.compile(r"^initiating (IKE_SA|Main Mode IKE_SA|Aggressive Mode IKE_SA) ")
+_NATTED_PEER = "remote host is behind NAT"
+
+
+def _by_sa(logs: Iterable[LogLine]) -> dict[tuple[Path, str], list[LogLine]]:
+    """Lines per IKE_SA: a file's lines with the same `<name|id>` (or `<id>` before the name is known)."""
+    out: dict[tuple[Path, str], list[LogLine]] = defaultdict(list)
+    for line in logs:
+        if line.uid:
+            out[(line.file, line.uid)].append(line)
+    return out
+
+
+def responder_changed_port(obs: Observation) -> list[Evidence]:
+    """The side that initiated sees its responder's address come back from another port: the
+    responder's own requests leave from a port the initiator never addressed (a DNAT whose
+    published port differs from the listening port)."""
+    for lines in _by_sa(obs.logs).values():
+        initiated = any(_INITIATING.search(l.text) for l in lines)
+        for line in lines:
+            found = _CHANGED.search(line.text)
+            if initiated and found and found.group(1) == found.group(3) and found.group(2) != found.group(4):
+                return [Logged(line)]
+    return []
+
+
+def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
+    """DPD to a peer behind NAT that goes unanswered (the mapping expired); or an ICMP port
+    unreachable for the NAT-T port, the NAT's own answer when it has no mapping."""
+    for lines in _by_sa(obs.logs).values():
+        natted = next((l for l in lines if _NATTED_PEER in l.text), None)
+        dpd = next((l for l in lines if "sending DPD request" in l.text), None)
+        if natted and dpd:
+            gave_up = next((l for l in lines if l.number > dpd.number and "giving up after" in l.text), None)
+            if gave_up:
+                return [Logged(natted), Logged(dpd), Logged(gave_up)]
+    return [s for s in obs.icmp if _into_nat_mapping(s.packet.icmp)][:3]
+
+
+_QUOTED = re.compile(r"port unreachable for UDP \S+:(\d+) > \S+:(\d+)")
+
+
+def _into_nat_mapping(icmp: str) -> bool:
+    """Port unreachable for a packet from the IKE/NAT-T port to a port that is neither: a NAT
+    mapping's port, gone (a host that merely has no charon is addressed on 500 or 4500)."""
+    found = _QUOTED.search(icmp)
+    return bool(found) and int(found.group(1)) in (500, 4500) and int(found.group(2)) not in (500, 4500)
+
+
+def peer_returns_from_new_port(obs: Observation) -> list[Evidence]:
+    """Traffic to the NAT-T port from one address moves to a new source port and never goes back."""
+    ports: dict[tuple[str, str], list[Seen]] = defaultdict(list)
+    for s in obs.ike:
+        p = s.packet
+        if p.dport == 4500 and p.sport not in (500, 4500):
+            ports[(p.src, p.dst)].append(s)
+    for seen in ports.values():
+        order = list(dict.fromkeys(s.packet.sport for s in seen))
+        if len(order) >= 2:
+            last_of_first = max(i for i, s in enumerate(seen) if s.packet.sport == order[0])
+            first_of_new = next(i for i, s in enumerate(seen) if s.packet.sport == order[-1])
+            if first_of_new > last_of_first:
+                return [seen[last_of_first], seen[first_of_new]]
+    return []
+
+
+# -- IKEv1 phase 1 expiry on one side -----------------------------------------------------
+
+def ikev1_ignored_while_esp_flows(obs: Observation) -> list[Evidence]:
+    """IKEv1 requests retransmitted and never answered while the silent peer still sends ESP."""
+    groups: dict[tuple[str, int, str], list[Seen]] = defaultdict(list)
+    for s in obs.ike:
+        if s.packet.ike.version == 1:
+            groups[(s.packet.ike.spi_i, s.packet.ike.msgid, s.packet.src)].append(s)
+    answered = _v1_answered(obs)
+    for (spi, msgid, src), seen in groups.items():
+        peer = seen[0].packet.dst
+        if len(seen) < 2 or (spi, msgid, peer) in answered:
+            continue
+        start, end = seen[0].packet.time, seen[-1].packet.time
+        for (_, esp_src, esp_dst), (count, first, last) in obs.esp.items():
+            if esp_src == peer and esp_dst == src and first.packet.time <= end and last >= start:
+                return [seen[0], seen[-1], first]
+    return []
+
+
+def ikev1_peer_silent_then_phase2_expires(obs: Observation) -> list[Evidence]:
+    """From logs alone: an established IKEv1 SA's renewal goes unanswered here, and the peer's log
+    shows its phase 2 expiring afterwards (it kept phase 2 and ignored this side)."""
+    expired = [l for l in obs.logs if "closing expired CHILD_SA" in l.text]
+    for lines in _by_sa(obs.logs).values():
+        v1 = any("Main Mode" in l.text for l in lines)
+        established = next((l for l in lines if "established between" in l.text), None)
+        gave_up = next((l for l in lines if established and l.number > established.number
+                        and "giving up after" in l.text), None)
+        other = [e for e in expired if e.file != (gave_up.file if gave_up else None)]
+        if v1 and gave_up and other:
+            return [Logged(established), Logged(gave_up), Logged(other[0])]
+    return []
+
+
+# -- ESP ----------------------------------------------------------------------------------
+
+def esp_ip_fragmented(obs: Observation) -> list[Evidence]:
+    return obs.esp_fragments[:3]
+
+
+def esp_messages_split_over_segments(obs: Observation) -> list[Evidence]:
+    return obs.esp_split[:3]
+
+
+def esp_one_way(obs: Observation, minimum: int = 5) -> list[Evidence]:
+    """After an established SA, ESP from A to B seen (at least `minimum` packets) and none back, in
+    a capture that records both directions."""
+    by_capture: dict[int, dict[tuple[str, str], list]] = defaultdict(dict)
+    captures = {id(c): c for c in obs.captures}
+    for (cap, src, dst), entry in obs.esp.items():
+        by_capture[cap][(src, dst)] = entry
+    for cap, flows in by_capture.items():
+        if captures[cap].one_sided():
+            continue
+        for (src, dst), (count, first, _) in flows.items():
+            if count >= minimum and (dst, src) not in flows and established(obs):
+                return [first]
+    return []
+
+
+# -- traffic selectors --------------------------------------------------------------------
+
+_CHILD = re.compile(r"CHILD_SA \S+ established with SPIs .* and TS (.+) === (.+)$")
+
+
+def traffic_outside_negotiated_selectors(obs: Observation) -> list[Evidence]:
+    """Plain packets between the sites to an address next to (within 8 bits of) a negotiated remote
+    selector but outside it: a selector with a wrong mask leaves that traffic out of the tunnel."""
+    selectors = []
+    for line in obs.logs:
+        found = _CHILD.search(line.text)
+        if found:
+            local = [ipaddress.ip_network(n) for n in found.group(1).split() if "/" in n]
+            remote = [ipaddress.ip_network(n) for n in found.group(2).split() if "/" in n]
+            selectors.append((line, local, remote))
+    for s in obs.clear:
+        src, dst = ipaddress.ip_address(s.packet.src), ipaddress.ip_address(s.packet.dst)
+        for line, local, remote in selectors:
+            if any(src in n for n in local) and not any(dst in n for n in remote) and any(
+                    n.version == dst.version and dst in n.supernet(new_prefix=max(0, n.prefixlen - 8)) for n in remote):
+                return [Logged(line), s]
+    return []
+
+
+# -- success --------------------------------------------------------------------------------
+
+_ESTABLISHED = re.compile(r"(IKE_SA \S+ established between|CHILD_SA \S+ established with SPIs)")
+
+
+def successes(obs: Observation) -> list[Evidence]:
+    """Every sign of an established SA: charon's own lines, or an IKE_AUTH response that opens
+    with the responder's identity (its first encrypted payload, readable in clear)."""
+    out: list[Evidence] = [Logged(l) for l in obs.logs if _ESTABLISHED.search(l.text)]
+    out += [s for s in obs.ike if s.packet.ike.version == 2 and s.packet.ike.exchange == "IKE_AUTH"
+            and s.packet.ike.response and s.packet.ike.inner == "IDr"]
+    out += _v1_quick_mode_done(obs)
+    return out
+
+
+def _v1_quick_mode_done(obs: Observation) -> list[Evidence]:
+    """IKEv1 Quick Mode completed: the initiator's third message came after the responder's one
+    answer. A responder that sends its answer again never accepted the third message, and has
+    no phase 2 (ESP then flows one way)."""
+    exchanges: dict[tuple[str, int], list[Seen]] = defaultdict(list)
+    for s in obs.ike:
+        if s.packet.ike.version == 1 and s.packet.ike.exchange == "IKEv1_QUICK":
+            exchanges[(s.packet.ike.spi_i, s.packet.ike.msgid)].append(s)
+    done = []
+    for seen in exchanges.values():
+        initiator = seen[0].packet.src
+        answers = [s for s in seen if s.packet.src != initiator]
+        if len(answers) == 1 and any(s.packet.src == initiator and s.packet.time >= answers[0].packet.time
+                                     for s in seen):
+            done.append(seen[-1])
+    return done
+
+
+def established(obs: Observation) -> bool:
+    return bool(successes(obs))
+
+
+FACTS: dict[str, Callable[[Observation], list[Evidence]]] = {f.__name__: f for f in (
+    ike_init_unanswered, natt_unanswered, ike_fragments_unanswered, no_proposal_chosen_in_init,
+    ikev2_invalid_ke_in_init, tcp_synack_leaves_other_interface, tcp_handshake_never_completes, tcp_rst_to_syn,
+    responder_changed_port, dpd_into_expired_nat, peer_returns_from_new_port, ikev1_ignored_while_esp_flows,
+    ikev1_peer_silent_then_phase2_expires, esp_ip_fragmented, esp_messages_split_over_segments, esp_one_way,
+    traffic_outside_negotiated_selectors,
+)}

@@ -1,0 +1,148 @@
+"""Phases side by side: at most `jobs` phase workers (lab.worker) at once, across scenarios.
+
+Every phase is a fresh lab of its own, so the three phases of a scenario, and the phases of
+many scenarios, need not wait for each other: a scenario takes about as long as its longest
+phase. On a terminal each running phase has one live line; each phase's steps and checks are
+printed in order once its scenario is complete, so the output reads as a serial run's does.
+Ctrl-C or SIGTERM stops every worker, each tearing its lab down, before `lab run` exits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.live import Live
+
+from lab.progress import Progress, replay
+from lab.schema.load import LoadedScenario
+from lab.worker import die_with_parent
+
+STOP_TIMEOUT = 30.0
+
+
+@dataclass
+class Task:
+    sc: LoadedScenario
+    params: dict[str, str]
+    phase: str
+    phase_dir: Path
+    run_id: str
+    events: list[dict] = field(default_factory=list)
+    result: dict | None = None
+    status: str = "waiting"
+    proc: subprocess.Popen | None = None
+    buffer: str = ""
+
+
+def default_jobs() -> int:
+    """Labs mostly wait on timers, not on the CPU: two per core."""
+    return 2 * (os.cpu_count() or 1)
+
+
+def _start(task: Task) -> None:
+    request = json.dumps({"scenario": str(task.sc.path), "params": task.params, "phase": task.phase,
+                          "phase_dir": str(task.phase_dir), "run_id": task.run_id})
+    task.proc = subprocess.Popen([sys.executable, "-m", "lab.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent,
+                                 cwd=Path(__file__).parent.parent)
+    task.proc.stdin.write(request)  # nothing on disk that a killed run could leave behind
+    task.proc.stdin.close()
+    task.status = "starting"
+
+
+def _read(task: Task) -> bool:
+    """New lines of the worker; False at its end."""
+    chunk = os.read(task.proc.stdout.fileno(), 65536).decode(errors="replace")
+    if not chunk:
+        return False
+    task.buffer += chunk
+    *lines, task.buffer = task.buffer.split("\n")
+    for line in lines:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            task.events.append({"call": "step", "args": [f"(worker) {line}"]})  # a traceback, say
+            continue
+        if "result" in message:
+            task.result = message["result"]
+        else:
+            task.events.append(message)
+            task.status = _status(message)
+    return True
+
+
+def _status(event: dict) -> str:
+    call, args = event["call"], event["args"]
+    if call == "waiting":
+        return f"waiting on {args[1]}  {args[2]:4.1f}s / {args[3]:g}s"
+    if call == "step":
+        return args[0][:100]
+    return call.replace("_", " ")
+
+
+def _failed(task: Task, reason: str) -> dict:
+    return {"name": task.phase, "passed": False, "duration_s": 0.0, "checks": [], "steps": [], "notes": [],
+            "traffic": {}, "attempts": 1, "diagnosis": None, "error": reason}
+
+
+def run(tasks: list[Task], jobs: int, console_progress: Progress, on_done) -> None:
+    """Run every task, `jobs` at a time; `on_done(task)` when a task's phase is over."""
+    pending, running = list(tasks), []
+    selector = selectors.DefaultSelector()
+    live = Live(refresh_per_second=4, console=console_progress.console, transient=True) \
+        if console_progress.console.is_terminal and not console_progress.quiet else None
+    try:
+        if live:
+            live.start()
+        while pending or running:
+            while pending and len(running) < jobs:
+                task = pending.pop(0)
+                _start(task)
+                selector.register(task.proc.stdout, selectors.EVENT_READ, task)
+                running.append(task)
+            for key, _ in selector.select(timeout=0.25):
+                task = key.data
+                if not _read(task):
+                    selector.unregister(task.proc.stdout)
+                    task.proc.wait()
+                    running.remove(task)
+                    if task.result is None:
+                        said = " / ".join(e["args"][0] for e in task.events[-3:] if e["call"] == "step")
+                        task.result = _failed(task, f"phase worker exited ({task.proc.returncode}) without a "
+                                                    f"result: {said}")
+                    on_done(task)
+            if live:
+                live.update("\n".join(f"  {t.sc.name} {t.phase}: {t.status}" for t in running))
+    except KeyboardInterrupt:
+        _stop(running)
+        raise
+    finally:
+        if live:
+            live.stop()
+
+
+def _stop(running: list[Task]) -> None:
+    """Every worker tears its lab down (SIGTERM), then is waited for."""
+    for task in running:
+        if task.proc.poll() is None:
+            task.proc.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for task in running:
+        try:
+            task.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            task.proc.kill()
+            task.proc.wait()
+
+
+def show(progress: Progress, tasks: list[Task], headers: dict[str, str]) -> None:
+    """A scenario's phases, in order, as a serial run prints them."""
+    for task in tasks:
+        progress.phase(task.phase, headers[task.phase])
+        replay(progress, task.events)
