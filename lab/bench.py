@@ -1,61 +1,142 @@
-"""Benchmarks: how long each scenario's phases take on this machine (figures, not assertions)."""
+"""Benchmarks: figures beside the floor, measured in the same run (figures, not assertions).
+
+The floor is the smallest lab there is (lab/floor): two namespaces, two charon, IKEv2 up, one
+ping, teardown. Every scenario's wall time is written as a ratio to it, so figures from a
+loaded or a faster machine stay comparable. Also: the catalogue's wall time one phase at a
+time and with -j, how long `lab diagnose` takes on a phase and on a 100 MB capture (and its
+peak memory), and the tunnel's round trip over UDP and TCP.
+"""
 from __future__ import annotations
 
 import json
 import os
 import platform
 import statistics
+import struct
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from lab.checks import evaluate
 from lab.checks.tunnel import TunnelCheck
-from lab.running_lab import RunningLab
+from lab.paths import ROOT
 from lab.progress import Progress
-from lab.runner import new_run_id, run_scenario
+from lab.runner import diagnose_phase, new_run_id, run_scenarios
+from lab.running_lab import RunningLab
 from lab.schema.load import load_scenario
 
 RTT_PINGS = 50
+FLOOR = ROOT / "lab" / "floor" / "floor.yaml"
+BIG_CAPTURE_MB = 100
 
 
-def bench(names: list[str], out: Path, repeat: int, progress: Progress) -> dict:
-    figures = []
-    for name in names:
-        sc = load_scenario(name)
+def floor(repeat: int) -> dict:
+    """Build, IKEv2 up, one ping through the tunnel, teardown."""
+    sc = load_scenario(FLOOR)
+    samples = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+            started = time.monotonic()
+            with RunningLab(sc, Path(tmp), new_run_id()) as lab:
+                for step in sc.spec.start:
+                    step.apply(lab)
+                held = all(evaluate(check, lab).passed for check in sc.spec.healthy)
+            samples.append(round(time.monotonic() - started, 3))
+            if not held:
+                return {"error": "the floor's tunnel or ping did not hold", "samples_s": samples}
+    return {"runs": repeat, "median_s": statistics.median(samples), "samples_s": samples}
+
+
+def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progress) -> dict:
+    doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
+           "kernel": platform.release(), "python": platform.python_version(), "jobs": jobs}
+    doc["floor"] = base = floor(max(repeat, 5))
+    scenarios = [load_scenario(name) for name in names]
+    figures, diagnose_s = [], []
+    for sc in scenarios:
         runs = []
         for _ in range(repeat):
-            with tempfile.TemporaryDirectory(prefix="ipsec-lab-bench-") as tmp:
-                doc = run_scenario(sc, Path(tmp), progress)
-            runs.append(doc)
-            progress.step(f"{name}: {doc['duration_s']:.2f}s " + " ".join(
-                f"{p['name']}={p['duration_s']:.2f}s" for p in doc["phases"]))
+            with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+                [result] = run_scenarios([sc], Path(tmp), Progress(quiet=True), jobs=3)
+                for phase in ("baseline", "fault", "fix"):
+                    started = time.monotonic()
+                    diagnose_phase(Path(tmp) / sc.name / phase)
+                    diagnose_s.append(time.monotonic() - started)
+            runs.append(result)
+            progress.step(f"{sc.name}: {result['duration_s']:.2f}s")
+        median = statistics.median(r["duration_s"] for r in runs)
         figures.append({
-            "scenario": name,
-            "passed": all(r["passed"] for r in runs),
-            "runs": repeat,
-            "median_s": round(statistics.median(r["duration_s"] for r in runs), 3),
+            "scenario": sc.name, "passed": all(r["passed"] for r in runs), "runs": repeat,
+            "median_s": round(median, 3),
+            "floor_ratio": round(median / base["median_s"], 1) if "median_s" in base else None,
             "phases_median_s": {p["name"]: round(statistics.median(
-                r2["duration_s"] for r in runs for r2 in r["phases"] if r2["name"] == p["name"]), 3)
+                q["duration_s"] for r in runs for q in r["phases"] if q["name"] == p["name"]), 3)
                 for p in runs[0]["phases"]},
             "timers": runs[0]["timers"],
         })
-    doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
-           "kernel": platform.release(), "python": platform.python_version(), "scenarios": figures,
-           "tunnel_rtt_ms": {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}}
+    doc["scenarios"] = figures
+    doc["catalogue_s"] = {f"jobs={n}": catalogue(scenarios, n) for n in sorted({1, jobs})}
+    doc["diagnose"] = {"phase_s": {"median": round(statistics.median(diagnose_s), 3),
+                                   "max": round(max(diagnose_s), 3), "phases": len(diagnose_s)},
+                       f"capture_{BIG_CAPTURE_MB}mb": big_capture()}
+    doc["tunnel_rtt_ms"] = {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def catalogue(scenarios: list, jobs: int) -> float:
+    """Wall time of every scenario's three phases, `jobs` phases at a time."""
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        started = time.monotonic()
+        run_scenarios(scenarios, Path(tmp), Progress(quiet=True), jobs=jobs)
+        return round(time.monotonic() - started, 1)
+
+
+def big_capture() -> dict:
+    """`lab diagnose` on a synthetic capture of BIG_CAPTURE_MB (IKE, then ESP-in-UDP both ways):
+    wall time and the peak memory of the process that read it."""
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        path = Path(tmp) / "big.pcap"
+        _write_capture(path, BIG_CAPTURE_MB * 1024 * 1024)
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        _, _, usage = os.wait4(proc.pid, 0)
+        return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
+                "bytes": path.stat().st_size}
+
+
+def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst) + udp
+    return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip
+
+
+def _write_capture(path: Path, size: int) -> None:
+    a, b = bytes([203, 0, 113, 2]), bytes([198, 51, 100, 2])
+    ike = bytes(8) + b"\x11" * 8 + bytes([33, 0x20, 34, 0x08]) + struct.pack("!II", 0, 28)
+    esp_out = _frame(a, b, 4500, 4500, b"\x01\x02\x03\x04" + bytes(1396))
+    esp_in = _frame(b, a, 4500, 4500, b"\x05\x06\x07\x08" + bytes(1396))
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        written, t = 24, 1_800_000_000
+        for frame in [_frame(a, b, 500, 500, ike)] + [esp_out, esp_in] * (size // (2 * len(esp_out) + 32)):
+            out.write(struct.pack("<IIII", t, 0, len(frame), len(frame)) + frame)
+            written += 16 + len(frame)
+            t += 1
 
 
 def tunnel_rtt(mode: str) -> dict:
     """pc1 -> srv through the wan1 tunnel of tcp-asym's healthy lab, the peer's relay in `mode`."""
     sc = load_scenario("tcp-asym")
     sc.tcp_encap["peer"] = sc.tcp_encap["peer"].model_copy(update={"mode": mode})
-    with tempfile.TemporaryDirectory(prefix="ipsec-lab-bench-") as tmp, RunningLab(sc, Path(tmp), new_run_id()) as lab:
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp, RunningLab(sc, Path(tmp), new_run_id()) as lab:
         for step in sc.spec.start:
             step.apply(lab)
-        if not evaluate(Tunnel(node="peer", ike="fgt_wan1", child="net1", within=10), lab).passed:
+        if not evaluate(TunnelCheck(node="peer", ike="fgt_wan1", child="net1", within=10), lab).passed:
             return {"error": "tunnel did not come up"}
         out = lab.exec("pc1", ["ping", "-n", "-q", "-c", str(RTT_PINGS), "-i", "0.02", "10.20.0.10"], check=False).stdout
     # "rtt min/avg/max/mdev = 0.512/0.733/1.211/0.101 ms"

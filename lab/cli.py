@@ -181,20 +181,31 @@ def _hold(lab) -> None:
 @app.command("bench")
 def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (default: all)"),
            out: Path = typer.Option(Path("bench/bench.json"), "--out"),
-           repeat: int = typer.Option(3, "--repeat", min=1)) -> None:
-    """Time every scenario's phases; write the figures as JSON."""
+           repeat: int = typer.Option(3, "--repeat", min=1),
+           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="for the catalogue run with -j")) -> None:
+    """Figures beside the floor (two gateways, IKEv2 up, one ping), measured in the same run: write them as JSON."""
     from lab.bench import bench
     from lab.progress import Progress
+    from lab.scheduler import default_jobs
 
     names = names or scenario_names()
     for name in names:
         _load(name)
     _need_root()
     _terminate_as_interrupt()
-    doc = bench(names, out, repeat, Progress(quiet=True))
+    doc = bench(names, out, repeat, jobs or default_jobs(), Progress())
+    base = doc["floor"]
+    print(f"floor (2 gateways, IKEv2 up, one ping, teardown): " +
+          (f"median {base['median_s']:.3f}s of {base['runs']}" if "median_s" in base else base["error"]))
     for fig in doc["scenarios"]:
         phases = " ".join(f"{k}={v:.2f}s" for k, v in fig["phases_median_s"].items())
-        print(f"{fig['scenario']:<22} median {fig['median_s']:.2f}s  {phases}  {'ok' if fig['passed'] else 'FAILED'}")
+        print(f"{fig['scenario']:<24} median {fig['median_s']:6.2f}s  x{fig['floor_ratio']} floor  {phases}  "
+              f"{'ok' if fig['passed'] else 'FAILED'}")
+    print("catalogue wall time: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
+    d = doc["diagnose"]
+    big = d[next(k for k in d if k.startswith("capture_"))]
+    print(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
+          f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB")
     for mode, rtt in doc["tunnel_rtt_ms"].items():
         print(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                  if "avg" in rtt else rtt["error"]))
@@ -205,9 +216,11 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
 def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (default: all)"),
          runs: int = typer.Option(20, "--runs", min=1, help="runs of each scenario"),
          load: bool = typer.Option(False, "--load", help="one CPU-bound process per core beside the labs"),
+         jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="phases at once (default: 2 per core)"),
          out: Path = typer.Option(Path("results/soak.json"), "--out")) -> None:
     """Run scenarios many times (optionally under CPU load); write pass rates and every failure as JSON."""
     from lab.progress import Progress
+    from lab.scheduler import default_jobs
     from lab.soak import soak as run_soak
 
     names = names or scenario_names()
@@ -216,13 +229,13 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
     _need_root()
     _terminate_as_interrupt()
     try:
-        doc = run_soak(names, runs, load, out, Progress())
+        doc = run_soak(names, runs, load, jobs or default_jobs(), out, Progress())
     except KeyboardInterrupt:
         err.print(f"interrupted; figures so far in {out}")
         raise typer.Exit(130) from None
     for fig in doc["scenarios"]:
         print(f"{fig['scenario']:<24} {fig['passed']}/{fig['runs']} passed  reruns {fig['phase_reruns']}  "
-              f"median {fig['median_s']:.1f}s")
+              f"median {fig['median_s'] or 0:.1f}s")
     totals = doc["totals"]
     print(f"total: {totals['passed']}/{totals['runs']} passed, {totals['phase_reruns']} phase reruns; written: {out}")
 

@@ -1,8 +1,9 @@
 """`lab soak`: every scenario run many times, optionally beside CPU load; figures, not a test.
 
 A verdict that depends on luck shows here as a pass rate below 1. The JSON records, per
-scenario, the runs and passes, each failing check with what it observed, phases that had to
-run again because a capture lost packets, and durations.
+scenario, the runs and passes, each failing check with what it observed, each phase whose
+diagnosis was not the declared one, phases that had to run again because a capture lost
+packets, and durations.
 """
 from __future__ import annotations
 
@@ -17,50 +18,58 @@ import time
 from pathlib import Path
 
 from lab.progress import Progress
-from lab.runner import run_scenario
+from lab.runner import run_scenarios
 from lab.schema.load import load_scenario
 
 HOG = "while True: pass"
 
 
-def soak(names: list[str], runs: int, load: bool, out: Path, progress: Progress) -> dict:
-    """`load`: one CPU-bound process per core runs beside the labs the whole time."""
+def soak(names: list[str], runs: int, load: bool, jobs: int, out: Path, progress: Progress) -> dict:
+    """`runs` rounds over the scenarios, `jobs` phases at once (as `lab run --all -j`); `load`: one
+    CPU-bound process per core runs beside the labs the whole time."""
     hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 1)] if load else []
+    scenarios = [load_scenario(name) for name in names]
+    records = {name: {"scenario": name, "runs": 0, "passed": 0, "phase_reruns": 0, "failures": [], "durations_s": []}
+               for name in names}
     doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(), "kernel": platform.release(),
-           "runs_per_scenario": runs, "cpu_hogs": len(hogs), "scenarios": []}
+           "runs_per_scenario": runs, "cpu_hogs": len(hogs), "jobs": jobs, "scenarios": list(records.values())}
     try:
-        for name in names:
-            doc["scenarios"].append(_soak_one(name, runs, progress))
+        for i in range(1, runs + 1):
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(prefix="soak-ipsec-lab-") as tmp:
+                for result in run_scenarios(scenarios, Path(tmp), Progress(quiet=True), jobs=jobs):
+                    _record(records[result["scenario"]], result, i)
+            failed = [r["scenario"] for r in records.values() if any(f["run"] == i for f in r["failures"])]
+            progress.step(f"round {i}/{runs}: {len(names) - len(failed)}/{len(names)} scenarios passed in "
+                          f"{time.monotonic() - started:.0f}s" + (f"; failed: {', '.join(failed)}" if failed else ""))
             _write(doc, out)  # figures so far survive an interrupted soak
     finally:
         for hog in hogs:
             hog.kill()
             hog.wait()
-    doc["totals"] = {key: sum(s[key] for s in doc["scenarios"]) for key in ("runs", "passed", "phase_reruns")}
+    for record in records.values():
+        record["median_s"] = round(statistics.median(record["durations_s"]), 3) if record["durations_s"] else None
+    doc["totals"] = {key: sum(r[key] for r in records.values()) for key in ("runs", "passed", "phase_reruns")}
     _write(doc, out)
     return doc
 
 
-def _soak_one(name: str, runs: int, progress: Progress) -> dict:
-    sc = load_scenario(name)
-    record = {"scenario": name, "runs": 0, "passed": 0, "phase_reruns": 0, "failures": [], "durations_s": []}
-    for i in range(1, runs + 1):
-        with tempfile.TemporaryDirectory(prefix="ipsec-lab-soak-") as tmp:
-            doc = run_scenario(sc, Path(tmp), Progress(quiet=True))
-        record["runs"] += 1
-        record["passed"] += doc["passed"]
-        record["durations_s"].append(doc["duration_s"])
-        for phase in doc["phases"]:
-            record["phase_reruns"] += phase.get("attempts", 1) - 1
-            if phase.get("error"):
-                record["failures"].append({"run": i, "phase": phase["name"], "error": phase["error"]})
-            for check in phase["checks"]:
-                if not check["passed"]:
-                    record["failures"].append({"run": i, "phase": phase["name"], "check": check["name"],
-                                               "observed": check["observed"]})
-        progress.step(f"{name} run {i}/{runs}: {'passed' if doc['passed'] else 'FAILED'} in {doc['duration_s']:.1f}s")
-    record["median_s"] = round(statistics.median(record["durations_s"]), 3)
-    return record
+def _record(record: dict, result: dict, run: int) -> None:
+    record["runs"] += 1
+    record["passed"] += result["passed"]
+    record["durations_s"].append(result["duration_s"])
+    for phase in result["phases"]:
+        record["phase_reruns"] += phase.get("attempts", 1) - 1
+        if phase.get("error"):
+            record["failures"].append({"run": run, "phase": phase["name"], "error": phase["error"]})
+        for check in phase["checks"]:
+            if not check["passed"]:
+                record["failures"].append({"run": run, "phase": phase["name"], "check": check["name"],
+                                           "observed": check["observed"]})
+        expected = result["diagnosis"] if phase["name"] == "fault" else None
+        got = phase.get("diagnosis") or {}
+        if (got.get("class"), got.get("step")) != ((expected or {}).get("class"), (expected or {}).get("step")):
+            record["failures"].append({"run": run, "phase": phase["name"], "diagnosis": got})
 
 
 def _write(doc: dict, out: Path) -> None:

@@ -80,8 +80,8 @@ def _runtime_dirs() -> set[str]:
     dirs = set()
     for path in glob.glob("/tmp/ipsec-lab-*"):
         found = owner.read_owner_file(Path(path))
-        if found is None or _mine_or_orphaned(found[1], found[2]):
-            dirs.add(path)
+        if found is not None and _mine_or_orphaned(found[1], found[2]):
+            dirs.add(path)  # a lab's runtime dir: it writes its owner first thing
     return dirs
 
 
