@@ -288,6 +288,25 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
     raise typer.Exit(worst.exit_code)
 
 
+@app.command("merge")
+def merge_(shards: list[Path] = typer.Argument(..., help="the --out folders of lab run --all --shard K/N"),
+           out: Path = typer.Option(Path("results/merged"), "--out")) -> None:
+    """Merge CI shards: every scenario's folder, one junit.xml and an index.html; exit 1 if any failed."""
+    from lab.merge import merge
+
+    missing = [s for s in shards if not s.is_dir()]
+    if missing:
+        err.print(f"{missing[0]}: not a folder; allowed: folders written by lab run --out", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        docs = merge(shards, out)
+    except ValueError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    print(f"{sum(d['passed'] for d in docs)}/{len(docs)} scenarios passed; {out}/index.html, {out}/junit.xml")
+    raise typer.Exit(0 if docs and all(d["passed"] for d in docs) else EXIT_FAILED)
+
+
 @app.command()
 def doctor() -> None:
     """What the lab needs from this machine, each with its Debian package: exit 3 if anything is missing."""
