@@ -47,6 +47,8 @@ class Progress:
         self.console.print(f"    {mark} ", end="")
         self.console.print(f"{result.name}  ({result.mode}, {result.duration_s:.1f}s)", markup=False, soft_wrap=True)
         self.console.print(f"         observed: {result.observed}", markup=False, soft_wrap=True)
+        if result.linux:
+            self.console.print(f"         $ {result.linux}", style="dim", markup=False, soft_wrap=True)
 
     def retry(self, phase: str, what: str, attempt: int, attempts: int) -> None:
         if not self.quiet:

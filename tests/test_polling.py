@@ -20,6 +20,9 @@ class Flip(Check):
     def expectation(self) -> str:
         return "flip"
 
+    def linux(self) -> str:
+        return "true"
+
     def probe(self, lab) -> Probe:
         self.started = self.started or time.monotonic()
         flipped = time.monotonic() - self.started >= self.flip_after

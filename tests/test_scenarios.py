@@ -26,7 +26,7 @@ def test_three_phases(name, tmp_path, no_leaks):
     for phase in doc["phases"]:
         assert phase["passed"] and phase["duration_s"] > 0 and phase["checks"]
         for check in phase["checks"]:
-            assert set(check) >= {"name", "kind", "expect", "passed", "observed"}
+            assert set(check) >= {"name", "kind", "expect", "passed", "observed", "linux"} and check["linux"]
             assert check["observed"] and check["observed"] != check["expect"]
     assert {"name", "production_s", "lab_s"} <= set(doc["timers"][0])
     for artifact in doc["artifacts"]:

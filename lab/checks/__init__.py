@@ -40,6 +40,7 @@ class CheckResult:
     duration_s: float
     mode: str
     measured: dict | None = None
+    linux: str = ""  # the command an engineer runs to observe the same thing
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +67,11 @@ class Check(FileModel):
         raise NotImplementedError
 
     def expectation(self) -> str:
+        raise NotImplementedError
+
+    def linux(self) -> str:
+        """The command that observes what this check observes, to rerun it by hand (a path is
+        relative to the phase's folder)."""
         raise NotImplementedError
 
     def probe(self, lab: "RunningLab") -> Probe:
@@ -108,5 +114,5 @@ def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float],
                        passed=passed, observed=probe.observed,
                        duration_s=round(time.monotonic() - start, 3),
                        mode="eventually" if eventually else f"throughout {check.within:g}s",
-                       measured=probe.measured)
+                       measured=probe.measured, linux=check.linux())
 

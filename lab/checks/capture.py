@@ -1,6 +1,7 @@
 """Assertions over a phase's capture: which packets crossed an interface, and which way."""
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
@@ -81,6 +82,10 @@ class CaptureCheck(Check):
         if self.count_distinct:
             count = f" with {self.min_count}+ distinct {self.count_distinct}"
         return f"capture {self.capture}: {self.describe_match()} {self.expect}{count}"
+
+    def linux(self) -> str:
+        shown = f" {shlex.quote(self.filter)}" if self.filter else ""
+        return f"tcpdump -n -e -r {self.capture}.pcap{shown}" + (" -v  # IKE decoded" if self.ike else "")
 
     def probe(self, lab: "RunningLab") -> Probe:
         capture = lab.capture(self.capture)

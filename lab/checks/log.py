@@ -1,6 +1,7 @@
 """A regular expression over a node's charon log (this phase's log only)."""
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from lab.checks import Check, Probe, register
@@ -28,6 +29,10 @@ class LogCheck(Check):
 
     def expectation(self) -> str:
         return f"{self.node} {self.source} log {self.expect}: /{self.pattern}/"
+
+    def linux(self) -> str:
+        log = f"{self.node}.relay.log" if self.source == "relay" else f"{self.node}.charon.log"
+        return f"grep -E {shlex.quote(self.pattern)} {log}"
 
     def probe(self, lab: "RunningLab") -> Probe:
         import re2

@@ -41,6 +41,9 @@ class OutageCheck(Check):
             return f"traffic {self.monitor}: an outage of {self.at_least:g} s or more, then recovery"
         return f"traffic {self.monitor}: no outage over {self.at_most:g} s"
 
+    def linux(self) -> str:
+        return f"grep -E 'no answer yet|icmp_seq' {self.monitor}.ping.log  # ping -O -D of the monitor step"
+
     def probe(self, lab: "RunningLab") -> Probe:
         monitor = lab.monitors[self.monitor]
         record = monitor.record()

@@ -33,8 +33,14 @@ class PingCheck(Check):
     def expectation(self) -> str:
         return f"ping {self.from_} -> {self.to} {self.expect}"
 
+    def argv(self) -> list[str]:
+        return ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to]
+
+    def linux(self) -> str:
+        return f"[{self.from_}] " + " ".join(self.argv())
+
     def probe(self, lab: "RunningLab") -> Probe:
-        proc = lab.exec(self.from_, ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to], check=False)
+        proc = lab.exec(self.from_, self.argv(), check=False)
         replied = proc.returncode == 0
         rtt = re.search(r"time=([\d.]+) ms", proc.stdout)
         observed = (f"{self.from_} -> {self.to}: reply" + (f" in {rtt.group(1)} ms" if rtt else "")

@@ -36,6 +36,9 @@ class TunnelCheck(Check):
             ts = f" with TS {','.join(self.local_ts or ['*'])} === {','.join(self.remote_ts or ['*'])}"
         return f"tunnel {what} {self.expect}{ts}"
 
+    def linux(self) -> str:
+        return f"[{self.node}] swanctl --list-sas --ike {self.ike}"
+
     def probe(self, lab: "RunningLab") -> Probe:
         sas = lab.charon(self.node).list_sas(self.ike)
         if not sas:
