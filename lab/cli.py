@@ -72,6 +72,19 @@ def _need_root() -> None:
         raise typer.Exit(EXIT_LAB)
 
 
+TRAINEE = typer.Option(None, "--trainee", help="whose lab (default: $LAB_TRAINEE, else 'default')")
+
+
+def _seat(trainee: Optional[str]):
+    from lab.workshop.state import Seat, trainee_name
+
+    try:
+        return Seat(trainee_name(trainee))
+    except ValueError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
 def _terminate_as_interrupt() -> None:
     """SIGTERM (CI timeout, kill) tears the lab down the way Ctrl-C does."""
     def handler(signum, frame):
@@ -247,7 +260,8 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
              lang: str = typer.Option("both", "--lang", help="en, zh or both"),
              ike_port: list[int] = typer.Option([], "--ike-port", help="a non-standard IKE port (repeatable)"),
              nat_t_port: list[int] = typer.Option([], "--nat-t-port", help="a non-standard NAT-T port (repeatable)"),
-             live: bool = typer.Option(False, "--live", help="the running workshop lab")) -> None:
+             live: bool = typer.Option(False, "--live", help="the running workshop lab (the trainer's view)"),
+             trainee: Optional[str] = TRAINEE) -> None:
     """The three-step IKE triage on captures and charon logs: which step fails, which fault, what proves it.
     Exit 0 healthy, 1 fault, 4 indeterminate, 2 bad input."""
     import json
@@ -266,7 +280,7 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
     if live:
         from lab.workshop import client
         try:
-            paths = [Path(client.running()["artifacts"])]
+            paths = [Path(client.running(_seat(trainee))["artifacts"])]
         except LabError as exc:
             err.print(str(exc), markup=False)
             raise typer.Exit(EXIT_LAB) from None
@@ -379,13 +393,15 @@ def _workshop(fn):
 def start(name: str = typer.Argument(..., help="scenario name or file"),
           lang: str = typer.Option("both", "--lang", help="en, zh or both"),
           param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
-          out: Path = typer.Option(Path("results/workshop"), "--out")) -> None:
-    """Build the scenario's lab with its fault in place and leave it running."""
+          out: Path = typer.Option(Path("results/workshop"), "--out"),
+          trainee: Optional[str] = TRAINEE) -> None:
+    """Build the scenario's lab with its fault in place and leave it running (one per trainee)."""
     from lab.workshop import client
 
+    seat = _seat(trainee)
     sc = _load(name, param)
     _need_root()
-    current = client.start(sc, out, param, lang)
+    current = client.start(seat, sc, out, param, lang)
     # The title names the fault: the brief and the task describe it as users report it.
     print(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
     for text in _texts(sc.spec.brief, lang) + (_texts(sc.spec.task, lang) if sc.spec.task else []):
@@ -399,23 +415,26 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @_workshop
 def shell(node: str = typer.Argument(..., help="lab node"),
-          command: Optional[list[str]] = typer.Argument(None, help="a command instead of a shell (after --)")) -> None:
+          command: Optional[list[str]] = typer.Argument(None, help="a command instead of a shell (after --)"),
+          trainee: Optional[str] = TRAINEE) -> None:
     """A shell (or one command after --) inside a node of the running lab."""
     from lab.workshop import client
 
-    client.shell(node, command or [])
+    client.shell(_seat(trainee), node, command or [])
 
 
 @app.command()
 @_workshop
 def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (default: the next one)"),
-         lang: Optional[str] = typer.Option(None, "--lang", help="en, zh or both")) -> None:
+         lang: Optional[str] = typer.Option(None, "--lang", help="en, zh or both"),
+         trainee: Optional[str] = TRAINEE) -> None:
     """Progressive hints, one level at a time."""
     from lab.workshop import client
 
-    current = client.running()
+    seat = _seat(trainee)
+    current = client.running(seat)
     sc = _load(current["path"], current.get("params"), deep=False)
-    n, text = client.next_hint(sc, number)
+    n, text = client.next_hint(seat, sc, number)
     print(f"hint {n}/{len(sc.spec.hints)}:")
     for line in _texts(text, lang or current.get("lang", "both")):
         print(f"  {line}")
@@ -423,11 +442,11 @@ def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (de
 
 @app.command()
 @_workshop
-def check() -> None:
-    """Grade the running lab with the scenario's healthy checks (after retrying its start steps)."""
+def check(trainee: Optional[str] = TRAINEE) -> None:
+    """Grade the running lab with the scenario's healthy checks: exit 0 healthy, 1 not yet."""
     from lab.workshop import client
 
-    report = client.request("check")
+    report = client.request(_seat(trainee), "check")
     for step in report["retried"]:
         print(f"  retried: {step}")
     for c in report["checks"]:
@@ -438,26 +457,34 @@ def check() -> None:
 
 
 @app.command()
-def status() -> None:
-    """What workshop lab is running."""
-    from lab.workshop import state
+def status(trainee: Optional[str] = TRAINEE,
+           all_: bool = typer.Option(False, "--all", help="every trainee's lab, for the trainer (also as HTML)"),
+           html_out: Path = typer.Option(Path("results/workshop/status.html"), "--html")) -> None:
+    """What workshop labs are running."""
+    from lab.workshop import state, status as room
 
-    current = state.read()
-    if current is None:
+    seats = state.seats() if all_ else [_seat(trainee)]
+    rows = [room.row(seat) for seat in seats]
+    rows = [r for r in rows if r is not None]
+    if not rows:
         print("no workshop lab is running")
         return
-    alive = current.get("pid") and state.alive(current["pid"])
-    print(f"{current['scenario']}: {'running' if alive else 'NOT running (lab stop cleans up)'} since {current['started']}")
-    print(f"  nodes: {', '.join(current.get('nodes', {}))}\n  hints shown: {current['hints_shown']}\n"
-          f"  artifacts: {current.get('artifacts', '-')}")
+    for r in rows:
+        print(f"{r['trainee']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
+              f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
+              f"last: {r['last_verdict'] or '-'}")
+    if all_:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(room.page(rows))
+        print(f"written: {html_out}")
 
 
 @app.command()
-def stop() -> None:
+def stop(trainee: Optional[str] = TRAINEE) -> None:
     """Tear the workshop lab down."""
     from lab.workshop import client
 
-    print(client.stop())
+    print(client.stop(_seat(trainee)))
 
 
 def main() -> None:

@@ -195,17 +195,16 @@ def _serial(sc: LoadedScenario, out: Path, progress: Progress, phases, hold) -> 
     return _finish(sc, scenario_dir, run_id, started, [r.as_dict() for r in results], progress, len(phases))
 
 
-def _finish(sc: LoadedScenario, scenario_dir: Path, run_id: str, started: float, phases: list[dict],
-            progress: Progress, expected: int | None = None) -> dict:
-    """result.json and report.html of a scenario whose phases are over."""
-    passed = len(phases) == (expected or len(phases)) and all(p["passed"] for p in phases)
-    doc = {
+def document(sc: LoadedScenario, run_id: str, passed: bool, duration_s: float, phases: list[dict],
+             scenario_dir: Path) -> dict:
+    """The result.json of a run (or of a workshop's `lab check`, whose one phase is the check)."""
+    return {
         "scenario": sc.name,
         "title": sc.spec.title.model_dump(),
         "source": sc.spec.source.case,
         "run_id": run_id,
         "passed": passed,
-        "duration_s": round(time.monotonic() - started, 3),
+        "duration_s": duration_s,
         "diagnosis": {"step": sc.spec.diagnosis.step, "class": sc.spec.diagnosis.class_},
         "timers": [{"name": n, "production_s": t.production, "lab_s": t.lab,
                     "compression": round(t.production / t.lab, 1) if t.lab else None}
@@ -214,6 +213,13 @@ def _finish(sc: LoadedScenario, scenario_dir: Path, run_id: str, started: float,
         "artifacts": sorted(str(p.relative_to(scenario_dir)) for p in scenario_dir.rglob("*")
                             if p.is_file() and p.suffix in (".pcap", ".log", ".conf")),
     }
+
+
+def _finish(sc: LoadedScenario, scenario_dir: Path, run_id: str, started: float, phases: list[dict],
+            progress: Progress, expected: int | None = None) -> dict:
+    """result.json and report.html of a scenario whose phases are over."""
+    passed = len(phases) == (expected or len(phases)) and all(p["passed"] for p in phases)
+    doc = document(sc, run_id, passed, round(time.monotonic() - started, 3), phases, scenario_dir)
     path = scenario_dir / "result.json"
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     from lab.report import html  # scapy is imported only when a report is made

@@ -1,24 +1,30 @@
-"""Workshop mode end to end: start broken, check fails, fix by hand in a node shell, check passes, stop."""
+"""Workshop mode end to end: start broken, check fails, fix by hand in a node shell, check passes, stop;
+and a training room: several trainees' labs side by side, each command acting on its own."""
+import os
 import subprocess
 import sys
 
 import pytest
 
 from lab import paths
-from lab.workshop import state
+from lab.workshop.state import Seat
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("workshop")]  # one workshop state per machine
+pytestmark = pytest.mark.lab
 LAB = [sys.executable, "-m", "lab"]
+# this test process's own trainee names, so a trainer's real labs (and other test workers) are untouched
+ME = f"t{os.getpid()}"
 
 
-def lab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=paths.ROOT, timeout=120)
+def lab(*args: str, trainee: str = ME) -> subprocess.CompletedProcess:
+    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=paths.ROOT, timeout=120,
+                          env={**os.environ, "LAB_TRAINEE": trainee})
 
 
 @pytest.fixture
 def workshop(tmp_path, no_leaks):
     yield tmp_path
-    lab("stop")  # even when the test fails half-way
+    for trainee in (ME, f"{ME}-bob"):
+        lab("stop", trainee=trainee)  # even when the test fails half-way
 
 
 def test_trainee_fixes_psk_mismatch_by_hand(workshop):
@@ -28,7 +34,7 @@ def test_trainee_fixes_psk_mismatch_by_hand(workshop):
     assert "lab-Branch-HQ-2026" not in started.stdout and "PSK mismatch" not in started.stdout  # no answer
 
     again = lab("start", "udp500-blocked")
-    assert again.returncode != 0 and "already running: psk-mismatch" in again.stderr
+    assert again.returncode != 0 and "is already running: psk-mismatch" in again.stderr
 
     broken = lab("check")
     assert broken.returncode == 1 and "FAIL tunnel gw1 hq/net established" in broken.stdout
@@ -46,13 +52,32 @@ def test_trainee_fixes_psk_mismatch_by_hand(workshop):
     assert healthy.returncode == 0, healthy.stdout
     assert "healthy" in healthy.stdout and "FAIL" not in healthy.stdout
 
-    assert "psk-mismatch: running" in lab("status").stdout
+    assert "psk-mismatch" in lab("status").stdout and "running" in lab("status").stdout
     assert lab("stop").stdout.startswith("stopped psk-mismatch")
-    assert state.read() is None and "no workshop lab" in lab("status").stdout
+    assert Seat(ME).read() is None and "no workshop lab" in lab("status").stdout
 
 
 def test_commands_without_a_lab_say_so():
     for args in (["check"], ["hint"], ["shell", "gw1"]):
         out = lab(*args)
         assert out.returncode == 3 and "no workshop lab is running" in out.stderr
-    assert lab("stop").stdout.strip() == "no workshop lab is running"
+    assert lab("stop").stdout.strip() == f"no workshop lab is running for {ME}"
+
+
+def test_a_training_room_keeps_each_trainees_lab_apart(workshop):
+    bob = f"{ME}-bob"
+    assert lab("start", "psk-mismatch", "--out", str(workshop)).returncode == 0
+    assert lab("start", "id-mismatch", "--out", str(workshop), trainee=bob).returncode == 0
+    fixed = lab("shell", "gw2", "--", "sh", "-c",
+                "sed -i s/lab-Branch-HQ-2025/lab-Branch-HQ-2026/ $SWANCTL_DIR/swanctl.conf && swanctl --load-all")
+    assert fixed.returncode == 0
+    assert lab("check").returncode == 0  # mine is fixed
+    assert lab("check", trainee=bob).returncode == 1  # bob's is untouched
+    room = lab("status", "--all", "--html", str(workshop / "room.html"))
+    lines = {line.split()[0]: line for line in room.stdout.splitlines() if line.startswith(ME)}
+    assert "psk-mismatch" in lines[ME] and "checks 1" in lines[ME] and "last: healthy" in lines[ME]
+    assert "id-mismatch" in lines[bob] and "last: not healthy" in lines[bob]
+    assert ME in (workshop / "room.html").read_text()
+    assert lab("stop", trainee=bob).stdout.startswith("stopped id-mismatch")
+    assert lab("stop").stdout.startswith("stopped psk-mismatch")
+    assert oct(os.stat("/run/ipsec-lab/workshop").st_mode & 0o777) == "0o700"
