@@ -29,6 +29,8 @@ from lab.schema.load import load_scenario
 
 RTT_PINGS = 50
 FLOOR = ROOT / "lab" / "floor" / "floor.yaml"
+SPOKES = ROOT / "lab" / "floor" / "spokes.yaml"
+SPOKE_COUNTS = (3, 10, 30, 60)
 BIG_CAPTURE_MB = 100
 
 
@@ -82,9 +84,41 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
                                    "max": round(max(diagnose_s), 3), "phases": len(diagnose_s)},
                        f"capture_{BIG_CAPTURE_MB}mb": big_capture()}
     doc["tunnel_rtt_ms"] = {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}
+    doc["spokes"] = [spokes(n) for n in SPOKE_COUNTS]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def spokes(count: int) -> dict:
+    """hub-spoke-nat with `count` branches: seconds to build, seconds until every branch's tunnel
+    is up (all initiating at once), and the resident memory of the lab's processes."""
+    from lab import owner
+
+    sc = load_scenario(SPOKES, {"spokes": str(count)})
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        started = time.monotonic()
+        with RunningLab(sc, Path(tmp), new_run_id()) as lab:
+            built = time.monotonic() - started
+            for i in range(1, count + 1):
+                lab.charon(f"br{i}").initiate(child="net")
+            up = [evaluate(TunnelCheck(node=f"br{i}", ike="hq", child="net", within=120), lab).passed
+                  for i in range(1, count + 1)]
+            tunnels = time.monotonic() - started - built
+            memory = sum(_rss_kb(pid) for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                         if (owner.process_marks(pid) or ("",))[0] == lab.run_id)
+    return {"spokes": count, "nodes": len(sc.topology.nodes), "build_s": round(built, 2),
+            "tunnels_up_s": round(tunnels, 2), "tunnels_up": sum(up), "memory_mb": round(memory / 1024, 1)}
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def catalogue(scenarios: list, jobs: int) -> float:

@@ -131,3 +131,23 @@ def test_relayed_gateway_ports_must_match_the_relay(tmp_path):
     wrong = [p for p in ps if "charon.port_nat_t must be tcp_encap.charon_port (4510), not 4500" in p.message]
     assert {p.key for p in wrong} == {"ipsec.fgt.charon.port_nat_t", "ipsec.peer.charon.port_nat_t"}  # one anchor
     assert {(p.file, p.line) for p in wrong} == {(tmp_path / "dual.yaml", line_of(topo, "port_nat_t: 4500"))}
+
+
+def test_repeated_groups_write_out_every_member():
+    small, big = load_scenario("dpd-nat-timeout"), load_scenario("dpd-nat-timeout", {"spokes": "60"})
+    assert sorted(n for n in small.topology.nodes if n.startswith("br")) == ["br1", "br2", "br3"]
+    assert len([n for n in big.topology.nodes if n.startswith("br")]) == 60
+    assert big.topology.addresses("nat60") == ["198.51.100.238/30", "192.168.70.1/24"]
+    hq = big.gateways["hq"]
+    assert len(hq.connections) == 60 and len(hq.secrets) == 60  # secrets+ appends, member by member
+    assert hq.connections["branch42"].children["net"].remote_ts == ["10.42.0.0/24"]
+
+
+@pytest.mark.parametrize("count, message", [(0, "from 1 to 100"), (101, "from 1 to 100"), ("x", "from 1 to 100")])
+def test_repeat_count_is_bounded(tmp_path, count, message):
+    topo = (paths.TOPOLOGIES / "hub-spoke-nat.yaml").read_text().replace("count: ${spokes}", f"count: {count}")
+    write(tmp_path, topo, "hub.yaml")
+    text = (paths.SCENARIOS / "dpd-nat-timeout.yaml").read_text().replace("topology: hub-spoke-nat",
+                                                                          "topology: hub.yaml")
+    [p] = problems(write(tmp_path, text))
+    assert p.key == "repeat[0].count" and message in p.message and p.file == tmp_path / "hub.yaml"

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from lab import paths
-from lab.schema import locate, yamlfile
+from lab.schema import locate, repeat, yamlfile
 from lab.schema.errors import InputError, Problem
 from lab.schema.gateway import GatewayConfig
 from lab.schema.merge import deep_merge
@@ -123,10 +123,13 @@ def _validate(model: type[M], doc: Document, data: Any, prefix: tuple = ()) -> M
         raise InputError(pydantic_problems(doc, exc, prefix)) from None
 
 
-def _validate_resolved(model: type[M], doc: Document, values: dict[str, Any]) -> M:
-    """`${...}` resolved everywhere but in the declarations themselves, then validated."""
+def _validate_resolved(model: type[M], doc: Document, values: dict[str, Any], transform=None) -> M:
+    """`${...}` resolved everywhere but in the declarations themselves, `transform`ed (a topology's
+    repeated groups written out), then validated."""
     problems: list[Problem] = []
     data = resolve(doc, {k: v for k, v in doc.data.items() if k not in OWN_REFERENCES}, values, (), problems)
+    if transform is not None and not problems:
+        data = transform(data, doc, problems)
     if problems:
         raise InputError(problems)
     return _validate(model, doc, {**data, **{k: doc.data[k] for k in OWN_REFERENCES if k in doc.data}})
@@ -144,7 +147,7 @@ def load_topology(path: Path, values: dict[str, Any] | None = None) -> tuple[Top
     if values is None:
         refs = _declared(doc)
         values = {**{n: t.lab for n, t in refs.timers.items()}, **{n: p.default for n, p in refs.params.items()}}
-    topo = _validate_resolved(Topology, doc, values)
+    topo = _validate_resolved(Topology, doc, values, repeat.expand)
     problems = topology_problems(doc, topo)
     if problems:
         raise InputError(problems)
