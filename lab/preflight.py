@@ -63,6 +63,7 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in (
     Program("conntrack", "/usr/sbin/conntrack", "conntrack", "reads a NAT node's connection tracking table"),
     Program("mnexec", "/usr/bin/mnexec", "mininet", "enters a node's namespaces"),
     Program("env", "/usr/bin/env", "coreutils", "runs swanctl with a node's environment"),
+    Program("dot", "/usr/bin/dot", "graphviz", "lays out the report's topology"),
 )}
 
 # Every plugin named in a `load` list the lab renders (lab/strongswan/render.py).
@@ -71,6 +72,7 @@ PLUGINS: dict[str, Plugin] = {p.name: p for p in (
                                            "pubkey", "revocation", "constraints", "kernel-netlink")),
     Plugin("openssl", "libstrongswan-standard-plugins"),
     Plugin("kernel-libipsec", "libcharon-extra-plugins"),
+    Plugin("curl", "libstrongswan-extra-plugins"),
     Plugin("socket-default", "strongswan-libcharon"),
     Plugin("vici", "strongswan-swanctl"),
 )}

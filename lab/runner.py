@@ -180,7 +180,14 @@ def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)  # results of an earlier run of this scenario only
     scenario_dir.mkdir(parents=True)
-    return scenario_dir, new_run_id(), time.monotonic()
+    started = time.monotonic()
+    if sc.pki.cas or sc.pki.certs:
+        from lab.strongswan.pki import Credentials
+        try:
+            Credentials(sc.pki, scenario_dir / "pki")  # once for the run: RSA 4096 keys take seconds
+        except LabError:
+            pass  # each phase makes its own and reports the failure as its error
+    return scenario_dir, new_run_id(), started
 
 
 def _serial(sc: LoadedScenario, out: Path, progress: Progress, phases, hold) -> dict:

@@ -22,7 +22,7 @@ from lab.network import Network
 from lab.owner import Owner, marks, write_owner_file
 from lab.schema.load import LoadedScenario
 from lab.strongswan.charon import CharonDaemon
-from lab.strongswan.pki import Credentials
+from lab.strongswan.pki import DONE, Credentials
 from lab.transport.process import RelayProcess, add_addresses
 
 
@@ -60,7 +60,9 @@ class RunningLab:
     def build(self) -> None:
         self.phase_dir.mkdir(parents=True, exist_ok=True)
         pki = self.scenario.pki
-        self.credentials = Credentials(pki, self.phase_dir / "pki") if (pki.cas or pki.certs) else None
+        shared = self.phase_dir.parent / "pki"  # made once for the run when its phases run side by side
+        where = shared if (shared / DONE).exists() else self.phase_dir / "pki"
+        self.credentials = Credentials(pki, where) if (pki.cas or pki.certs) else None
         self.network = Network(self.scenario.topology, self.run_id, marks(self.run_id, self.owner))
         # Captures first, so they see the first IKE packet.
         nat_t_ports = self.scenario.nat_t_ports()

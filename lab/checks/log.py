@@ -4,6 +4,8 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from pydantic import Field
+
 from lab.checks import Check, Probe, register
 from lab.schema.types import LogPattern, NodeName, regex_options
 
@@ -23,12 +25,18 @@ class LogCheck(Check):
     expect: Literal["present", "absent"] = "present"
     # charon's log, or the TCP relay's (IKE/ESP over TCP)
     source: Literal["charon", "relay"] = "charon"
+    # present: at least min_count matching lines (and at most max_count, when given)
+    min_count: int = Field(1, ge=1, le=100000)
+    max_count: int | None = Field(None, ge=1, le=100000)
 
     def eventually(self) -> bool:
         return self.expect == "present"
 
     def expectation(self) -> str:
-        return f"{self.node} {self.source} log {self.expect}: /{self.pattern}/"
+        count = ""
+        if self.expect == "present" and (self.min_count > 1 or self.max_count):
+            count = f" x{self.min_count}" + (f"..{self.max_count}" if self.max_count else "+")
+        return f"{self.node} {self.source} log {self.expect}: /{self.pattern}/{count}"
 
     def linux(self) -> str:
         log = f"{self.node}.relay.log" if self.source == "relay" else f"{self.node}.charon.log"
@@ -42,7 +50,9 @@ class LogCheck(Check):
         else:
             lines = lab.charon(self.node).log_lines()
         regex = re2.compile(self.pattern, regex_options())
-        hit = next((line for line in lines if regex.search(line)), None)
-        if hit is not None:
-            return Probe(self.expect == "present", hit)
-        return Probe(self.expect == "absent", f"no match in {len(lines)} lines of {self.node}'s {self.source} log")
+        hits = [line for line in lines if regex.search(line)]
+        if not hits:
+            return Probe(self.expect == "absent", f"no match in {len(lines)} lines of {self.node}'s {self.source} log")
+        counted = self.min_count <= len(hits) and (self.max_count is None or len(hits) <= self.max_count)
+        shown = hits[0] if len(hits) == 1 else f"{len(hits)} matching lines, first: {hits[0]}"
+        return Probe(self.expect == "present" and counted, shown, measured={"matches": len(hits)})

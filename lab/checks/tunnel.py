@@ -3,12 +3,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from pydantic import Field
+
 from lab.checks import Check, Probe, register
 from lab.schema.refs import NodeRef, Ref, SaRef
-from lab.schema.types import Identifier, Network, NodeName
+from lab.schema.types import FileModel, Identifier, Network, NodeName
 
 if TYPE_CHECKING:
     from lab.running_lab import RunningLab
+
+
+class Bounds(FileModel):
+    at_least: int | None = Field(None, ge=0)
+    at_most: int | None = Field(None, ge=0)
+
+    def holds(self, value: int) -> bool:
+        return (self.at_least is None or value >= self.at_least) and (self.at_most is None or value <= self.at_most)
+
+    def text(self) -> str:
+        return " and ".join(t for t in (f">= {self.at_least}" if self.at_least is not None else "",
+                                        f"<= {self.at_most}" if self.at_most is not None else "") if t)
 
 
 @register
@@ -22,6 +36,10 @@ class TunnelCheck(Check):
     # Optional: the traffic selectors the installed CHILD_SA must have (after narrowing).
     local_ts: list[Network] | None = None
     remote_ts: list[Network] | None = None
+    # Optional: the IKE version negotiated, and the CHILD_SA's counters (bytes or packets in and
+    # out through vici), e.g. {bytes_out: {at_least: 1}, bytes_in: {at_most: 0}} for one-way ESP
+    version: Literal[1, 2] | None = None
+    counters: dict[Literal["bytes_in", "bytes_out", "packets_in", "packets_out"], Bounds] = {}
 
     def eventually(self) -> bool:
         return self.expect == "established"
@@ -34,7 +52,9 @@ class TunnelCheck(Check):
         ts = ""
         if self.local_ts or self.remote_ts:
             ts = f" with TS {','.join(self.local_ts or ['*'])} === {','.join(self.remote_ts or ['*'])}"
-        return f"tunnel {what} {self.expect}{ts}"
+        extra = (f" IKEv{self.version}" if self.version else "") + "".join(
+            f" {name} {bound.text()}" for name, bound in self.counters.items())
+        return f"tunnel {what} {self.expect}{ts}{extra}"
 
     def linux(self) -> str:
         return f"[{self.node}] swanctl --list-sas --ike {self.ike}"
@@ -45,20 +65,24 @@ class TunnelCheck(Check):
             return Probe(self.expect == "down", f"{self.node}: no IKE_SA '{self.ike}'")
         up, descriptions = False, []
         for ike in sas:
-            desc = f"{self.node} {self.ike}: {ike['state']}"
-            ok = ike["state"] == "ESTABLISHED"
+            desc = f"{self.node} {self.ike}: {ike['state']} IKEv{ike['version']} {ike['proposal']}"
+            ok = ike["state"] == "ESTABLISHED" and (self.version is None or ike["version"] == self.version)
             if self.child:
                 # During a rekeying the old CHILD_SA lingers (REKEYED, DELETED) beside the new one.
                 children = [c for c in ike["children"] if c["name"] == self.child]
                 for c in children:
                     desc += (f"; {self.child}: {c['state']} "
-                             f"{','.join(c['local_ts'])} === {','.join(c['remote_ts'])}")
+                             f"{','.join(c['local_ts'])} === {','.join(c['remote_ts'])}"
+                             + "".join(f" {name}={c[name]}" for name in self.counters))
                 if not children:
                     desc += f"; no CHILD_SA '{self.child}'"
-                ok = ok and any(c["state"] == "INSTALLED" and self._ts_match(c) for c in children)
+                ok = ok and any(c["state"] == "INSTALLED" and self._ts_match(c) and self._counted(c) for c in children)
             up = up or ok
             descriptions.append(desc)
         return Probe(up == (self.expect == "established"), " | ".join(descriptions))
+
+    def _counted(self, child: dict) -> bool:
+        return all(bound.holds(child[name]) for name, bound in self.counters.items())
 
     def _ts_match(self, child: dict) -> bool:
         return ((self.local_ts is None or sorted(self.local_ts) == sorted(child["local_ts"]))

@@ -27,6 +27,8 @@ class Auth(FileModel):
     certs: list[Identifier] = Field([], max_length=8)
     # Remote side: the CAs (names from `pki`) the peer's certificate must chain up to.
     cacerts: list[Identifier] = Field([], max_length=8)
+    # Remote side: how certificate status (CRL/OCSP) is required: strict needs a good status.
+    revocation: Literal["strict", "ifuri", "relaxed"] | None = None
 
 
 class Child(FileModel):
@@ -54,6 +56,8 @@ class Connection(FileModel):
     children: dict[Identifier, Child] = Field(max_length=16)
     encap: bool | None = None
     mobike: bool | None = None
+    # IKEv2 fragmentation (RFC 7383): yes = when the peer supports it (strongSwan's default), no, force
+    fragmentation: Literal["yes", "no", "accept", "force"] | None = None
     keyingtries: int | None = Field(None, ge=0, le=1000)
     dpd_delay: Duration | None = None
     dpd_timeout: Duration | None = None

@@ -18,14 +18,23 @@ class Route(FileModel):
     """An `ip route`: in a topology's nodes, and (with an action) as a step."""
 
     dst: RouteDst
+    # blackhole: packets to dst are dropped (a route that keeps traffic off the default route
+    # while a tunnel is down, as FortiOS `set blackhole enable` does)
+    type: Literal["unicast", "blackhole"] = "unicast"
     via: IpAddr | None = None
     dev: IfName | None = None
     src: IpAddr | None = None
     table: int | None = Field(None, ge=1, le=252)
     metric: int | None = Field(None, ge=0, le=0xFFFFFFFF)
 
+    @model_validator(mode="after")
+    def _nowhere(self) -> "Route":
+        if self.type == "blackhole" and (self.via or self.dev):
+            raise ValueError("a blackhole route goes nowhere; allowed: no via and no dev")
+        return self
+
     def ip_args(self) -> list[str]:
-        args = [self.dst]
+        args = ([self.type] if self.type != "unicast" else []) + [self.dst]
         for key in ("via", "dev", "src", "table", "metric"):
             if getattr(self, key) is not None:
                 args += [key, str(getattr(self, key))]

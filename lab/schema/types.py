@@ -160,7 +160,8 @@ def _interface(value: Any) -> str:
     return text
 
 
-def _address(value: Any) -> str:
+def lab_address(value: Any) -> str:
+    """An IP address of the lab's ranges, without a scope id."""
     text = _no_scope(value)
     try:
         ipaddress.ip_address(text)
@@ -185,11 +186,11 @@ def _route_dst(value: Any) -> str:
 
 
 def _peer_address(value: Any) -> str:
-    return "%any" if value == "%any" else _address(value)
+    return "%any" if value == "%any" else lab_address(value)
 
 
 IfaceAddr = Annotated[str, BeforeValidator(_interface)]
-IpAddr = Annotated[str, BeforeValidator(_address)]
+IpAddr = Annotated[str, BeforeValidator(lab_address)]
 Network = Annotated[str, BeforeValidator(_network)]
 RouteDst = Annotated[str, BeforeValidator(_route_dst)]
 PeerAddr = Annotated[str, BeforeValidator(_peer_address)]  # swanctl local_addrs / remote_addrs
@@ -209,7 +210,8 @@ IDENTITY_ALLOWED = ("%any, an IP address of the lab's ranges, a DNS name (hq.exa
                     "*.example.net), an email address (vpn@hq.example.net), or a DN (CN=hq.example.net, O=Lab)")
 
 
-def _dn(value: str) -> bool:
+def is_dn(value: str) -> bool:
+    """A DN as strongSwan's atodn() reads it: RDN types it knows, values without separators."""
     parts = [p.strip() for p in value.split(",")]
     for part in parts:
         key, sep, val = part.partition("=")
@@ -222,7 +224,7 @@ def _identity(value: Any) -> str:
     text = _text(value, "an IKE identity", IDENTITY_ALLOWED)
     if text == "%any" or (_FQDN.fullmatch(text.removeprefix("@")) and len(text) <= 253):
         return text
-    if _EMAIL.fullmatch(text) or ("=" in text and _dn(text)):
+    if _EMAIL.fullmatch(text) or ("=" in text and is_dn(text)):
         return text
     try:
         ipaddress.ip_address(_no_scope(text))
@@ -363,7 +365,7 @@ def _san(value: Any) -> str:
     text = _text(value, "a subjectAltName", allowed)
     if (_FQDN.fullmatch(text) and not text.startswith("*")) or _EMAIL.fullmatch(text):
         return text
-    return _address(text)
+    return lab_address(text)
 
 
 SubjectAltName = Annotated[str, BeforeValidator(_san)]

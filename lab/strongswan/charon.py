@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SWANCTL_DIRS = ("x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
 READY_TIMEOUT = 10.0
+COUNTERS = ("bytes-in", "bytes-out", "packets-in", "packets-out")
 
 
 def _text(value: Any) -> Any:
@@ -169,14 +170,18 @@ class CharonDaemon:
         self._vici("terminate", lambda: list(self._session.terminate(request)))
 
     def list_sas(self, ike: str) -> list[dict[str, Any]]:
-        """IKE_SAs named `ike`, as [{state, children: [{name, state, local_ts, remote_ts}]}]."""
+        """IKE_SAs named `ike`, as [{state, version, proposal, children: [{name, state, local_ts, remote_ts,
+        bytes_in, bytes_out, packets_in, packets_out}]}]."""
         result = []
         for entry in self._vici("list-sas", lambda: list(self._session.list_sas({"ike": ike}))):
             for sa in _text(entry).values():
                 children = [{"name": c["name"], "state": c["state"],
-                             "local_ts": c.get("local-ts", []), "remote_ts": c.get("remote-ts", [])}
+                             "local_ts": c.get("local-ts", []), "remote_ts": c.get("remote-ts", []),
+                             **{k.replace("-", "_"): int(c.get(k, 0)) for k in COUNTERS}}
                             for c in sa.get("child-sas", {}).values()]
-                result.append({"state": sa["state"], "children": children})
+                result.append({"state": sa["state"], "version": int(sa.get("version", 0)),
+                               "proposal": "-".join(sa[k].lower() for k in ("encr-alg", "integ-alg", "prf-alg", "dh-group")
+                                                    if sa.get(k)), "children": children})
         return result
 
     def _vici(self, command: str, call):

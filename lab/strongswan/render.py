@@ -26,10 +26,10 @@ STRONGSWAN_KEYS = [
     r"swanctl\.(socket|load)",
 ]
 SWANCTL_KEYS = [
-    rf"connections\.{_ID}\.(version|local_addrs|remote_addrs|proposals|local_port|remote_port|encap|mobike|"
+    rf"connections\.{_ID}\.(version|local_addrs|remote_addrs|proposals|local_port|remote_port|encap|mobike|fragmentation|"
     r"keyingtries|dpd_delay|dpd_timeout|rekey_time|reauth_time|over_time|rand_time)",
     rf"connections\.{_ID}\.local\.(auth|id|certs)",
-    rf"connections\.{_ID}\.remote\.(auth|id|cacerts)",
+    rf"connections\.{_ID}\.remote\.(auth|id|cacerts|revocation)",
     rf"connections\.{_ID}\.children\.{_ID}\.(local_ts|remote_ts|esp_proposals|mode|start_action|dpd_action|"
     r"close_action|rekey_time|life_time|rand_time)",
     r"secrets\.ike-\d+\.(id-\d+|secret)",
@@ -38,9 +38,10 @@ SWANCTL_KEYS = [
 # The plugins each strongSwan tool loads (lab.preflight checks that every one is installed).
 # kernel-libipsec before kernel-netlink: the first IPsec backend registered wins, and this
 # kernel has no XFRM, so ESP runs in userspace on the TUN device ipsec0. No updown plugin:
-# libipsec installs its own routes, and nothing in a lab may run a script.
+# libipsec installs its own routes, and nothing in a lab may run a script. curl fetches CRLs
+# from a lab node (certificate scenarios).
 CHARON_PLUGINS = ("random", "nonce", "openssl", "kdf", "pem", "pkcs1", "x509", "pubkey", "revocation",
-                  "constraints", "kernel-libipsec", "kernel-netlink", "socket-default", "vici")
+                  "constraints", "curl", "kernel-libipsec", "kernel-netlink", "socket-default", "vici")
 SWANCTL_PLUGINS = ("pem", "pkcs1", "x509", "pubkey", "openssl", "random")
 PKI_PLUGINS = ("pem", "pkcs1", "pkcs8", "x509", "openssl", "random")
 
