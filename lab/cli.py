@@ -140,7 +140,7 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
         shard: Optional[str] = typer.Option(None, "--shard", help="K/N: the K-th of N stable parts of --all "
                                                                   "(a CI matrix of N jobs runs each scenario once)"),
         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
-    """Run baseline, fault and fix; write OUT/NAME/result.json."""
+    """Run baseline, fault, a partial fix if the scenario has one, and fix; write OUT/NAME/result.json."""
     from lab import junit as junit_xml
     from lab.progress import Progress
     from lab.runner import run_scenarios

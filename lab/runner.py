@@ -2,6 +2,7 @@
 
 baseline: no fault, the healthy checks must hold.
 fault:    the fault applied, every documented symptom must be observed.
+partial:  (when the scenario has a partial_fix) the fault and a fix that is not enough: its expectations.
 fix:      the fault and then the fix applied, the healthy checks must hold again.
 """
 from __future__ import annotations
@@ -21,7 +22,6 @@ from lab.running_lab import RunningLab
 from lab.progress import Progress
 from lab.schema.load import LoadedScenario
 
-PHASES = ("baseline", "fault", "fix")
 MAX_ATTEMPTS = 3
 
 
@@ -54,17 +54,7 @@ def new_run_id() -> str:
 
 
 def phase_steps(sc: LoadedScenario, phase: str) -> list[tuple[str, object]]:
-    spec = sc.spec
-    steps = []
-    if phase in ("fault", "fix"):
-        steps += [("fault", s) for s in spec.fault.steps]
-    if phase == "fix":
-        steps += [("fix", s) for s in spec.fix.steps]
-    return steps + [("start", s) for s in spec.start]
-
-
-def phase_checks(sc: LoadedScenario, phase: str):
-    return sc.spec.symptoms if phase == "fault" else sc.spec.healthy
+    return [(section, step) for section in sc.spec.sections(phase) for step in sc.spec.steps(section)]
 
 
 def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
@@ -76,7 +66,7 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
     reports kernel drops, the phase runs again on a fresh lab (at most MAX_ATTEMPTS times,
     recorded in the notes); if every attempt lost packets, the phase has no verdict (error)."""
     label = label or phase
-    checks = phase_checks(sc, phase) if checks is None else checks
+    checks = sc.spec.checks(phase) if checks is None else checks
     read = {name for check in [*checks, *(s.check for _, s in phase_steps(sc, phase) if s.kind == "await")]
             for name in check.captures()}
     started = time.monotonic()
@@ -143,25 +133,26 @@ def lab_charons(lab: RunningLab):
 
 
 PHASE_HEADERS = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
+                 "partial": "(fault + a fix that is not enough: its expectations)",
                  "fix": "(fault + fix: healthy expected)"}
 
 
-def run_scenario(sc: LoadedScenario, out: Path, progress: Progress, phases=PHASES,
+def run_scenario(sc: LoadedScenario, out: Path, progress: Progress,
                  hold: Callable[[RunningLab], None] | None = None, jobs: int = 1) -> dict:
-    return run_scenarios([sc], out, progress, phases, hold, jobs)[0]
+    return run_scenarios([sc], out, progress, hold, jobs)[0]
 
 
-def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress, phases=PHASES,
+def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress,
                   hold: Callable[[RunningLab], None] | None = None, jobs: int = 1) -> list[dict]:
     """Every phase of every scenario; `jobs` > 1: that many phases at once, each in a worker process
     (lab.scheduler); `hold` (lab run --keep) needs a terminal, so it runs in this process, in turn."""
     if jobs <= 1 or hold is not None:
-        return [_serial(sc, out, progress, phases, hold) for sc in scenarios]
+        return [_serial(sc, out, progress, hold) for sc in scenarios]
     from lab import scheduler
 
     runs = {sc.name: _prepare(sc, out) for sc in scenarios}
     tasks = [scheduler.Task(sc, sc.params, phase, runs[sc.name][0] / phase, runs[sc.name][1])
-             for sc in scenarios for phase in phases]
+             for sc in scenarios for phase in sc.spec.phases()]
     docs: dict[str, dict] = {}
 
     def done(task: "scheduler.Task") -> None:
@@ -190,10 +181,11 @@ def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
     return scenario_dir, new_run_id(), started
 
 
-def _serial(sc: LoadedScenario, out: Path, progress: Progress, phases, hold) -> dict:
+def _serial(sc: LoadedScenario, out: Path, progress: Progress, hold) -> dict:
     scenario_dir, run_id, started = _prepare(sc, out)
     progress.scenario(sc.name, sc.spec.title.en)
     results = []
+    phases = sc.spec.phases()
     for phase in phases:
         progress.phase(phase, PHASE_HEADERS[phase])
         results.append(run_phase(sc, phase, scenario_dir / phase, run_id, progress, hold=hold))

@@ -107,6 +107,28 @@ def test_only_the_initiators_log_names_step_3_not_the_class(tmp_path):
     assert (found.step, found.fault_class) == (3, "auth-failed")
 
 
+def _pcap(path: Path, *packets) -> Path:
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.utils import wrpcap
+
+    # an IKE_SA_INIT request header: SPIi, zero SPIr, next payload SA, v2.0, exchange 34, initiator
+    header = b"\x01" * 8 + bytes(8) + bytes([33, 0x20, 34, 0x08]) + bytes(4) + (28).to_bytes(4, "big")
+    wrpcap(str(path), [IP(src=src, dst=dst) / (UDP(sport=500, dport=500) / header if ike else ICMP())
+                       for src, dst, ike in packets])
+    return path
+
+
+@pytest.mark.parametrize("ike, verdict", [(True, "cleartext-leak"), (False, None)])
+def test_protected_traffic_in_clear_on_a_wan_only(tmp_path, ike, verdict):
+    """A ping from 10.1.0.10 to 10.2.0.10 inside the negotiated selectors is a leak on a capture that
+    also carries IKE (a WAN); on a capture without IKE or ESP (a LAN) it is what the LAN carries."""
+    log = _log(tmp_path, "IKE initiating IKE_SA hq[1] to 198.51.100.2", *ESTABLISHED)
+    packets = [("203.0.113.2", "198.51.100.2", True)] if ike else []
+    pcap = _pcap(tmp_path / "wan.pcap", *packets, ("10.1.0.10", "10.2.0.10", False))
+    [found] = run([log, pcap])
+    assert found.fault_class == verdict, found.as_json()
+
+
 @pytest.mark.parametrize("fmt", [
     "Dec  1 10:00:0{i} moon charon: 12[IKE] {text}",
     "2026-12-01T10:00:0{i}.123456+00:00 moon charon-systemd[77]: 12[IKE] {text}",

@@ -37,49 +37,15 @@ def line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def test_whole_second_timers_are_written_into_text_without_a_fraction():
     sc = load_scenario("ikev1-cloud-responder")
     assert "timeout 4s" in sc.spec.fault.steps[0].ruleset and "timeout 12s" in sc.spec.fault.steps[0].ruleset
-
-
-
-
-
-
 
 
 def test_timer_references_resolve_to_lab_values():
     sc = load_scenario("udp500-blocked")
     assert sc.gateways["gw1"].charon.retransmit_timeout == sc.timers["retransmit_timeout"].lab
     assert sc.timers["ike_give_up"].production == 165
-
-
-
-
 
 
 PARAMS = GOOD.replace("topology: site-to-site\n", """topology: site-to-site
@@ -111,10 +77,6 @@ def test_extends_merges_and_appends():
     assert child.spec.healthy[:len(parent.spec.healthy)] == parent.spec.healthy
     assert len(child.spec.healthy) == len(parent.spec.healthy) + 2
     assert [c.name for c in child.spec.captures] == ["fgt-wan1", "fgt-wan2", "peer-wan"]
-
-
-
-
 
 
 def test_scenario_name_matches_file_name(tmp_path, monkeypatch):
@@ -151,3 +113,45 @@ def test_repeat_count_is_bounded(tmp_path, count, message):
                                                                           "topology: hub.yaml")
     [p] = problems(write(tmp_path, text))
     assert p.key == "repeat[0].count" and message in p.message and p.file == tmp_path / "hub.yaml"
+
+
+def test_a_partial_fix_is_a_phase_of_its_own():
+    spec = load_scenario("ike-fragmentation").spec
+    assert spec.phases() == ("baseline", "fault", "partial", "fix")
+    assert spec.sections("partial") == ["setup", "fault", "partial_fix", "start"]
+    assert spec.checks("partial") == spec.partial_fix.expect
+    assert spec.expected_diagnosis("partial").class_ == "ike-fragments-dropped"
+    assert load_scenario("psk-mismatch").spec.phases() == ("baseline", "fault", "fix")
+
+
+def test_a_partial_fix_declares_a_diagnosis_of_the_right_step(tmp_path):
+    text = (paths.SCENARIOS / "ike-fragmentation.yaml").read_text()
+    bad = text.replace("  diagnosis: {step: 1, class: ike-fragments-dropped}", "  diagnosis: {step: 2, class: ike-fragments-dropped}")
+    [p] = problems(write(tmp_path, bad, "ike-fragmentation.yaml"))
+    assert "partial_fix.diagnosis: class ike-fragments-dropped is a step 1 fault" in p.message
+
+
+@pytest.mark.parametrize("argv", [
+    ["ip", "route", "show", "type", "blackhole"], ["ip", "-4", "route", "get", "10.2.0.10"],
+    ["nft", "-n", "list", "ruleset"], ["conntrack", "-L"], ["swanctl", "--list-sas"],
+    ["sysctl", "-n", "net.ipv4.ip_forward"],
+])
+def test_command_checks_run_what_reads(argv):
+    from lab.checks.command import CommandCheck
+
+    assert CommandCheck.model_validate({"node": "gw1", "argv": argv, "pattern": "x"}).argv == argv
+
+
+@pytest.mark.parametrize("argv", [
+    ["ip", "-n", "other", "route", "show"], ["ip", "netns", "exec", "x", "sh"], ["ip", "route", "add", "blackhole", "0/0"],
+    ["ip", "route", "flush", "table", "main"], ["nft", "flush", "ruleset"], ["nft", "-f", "/etc/passwd"],
+    ["conntrack", "-F"], ["swanctl", "--load-all"], ["sysctl", "-w", "net.ipv4.ip_forward=0"],
+    ["sysctl", "-n", "kernel.hostname"], ["sh", "-c", "id"], ["ip", "route", "show;reboot"], ["ip", "route show"], [],
+])
+def test_command_checks_refuse_what_changes_or_escapes(argv):
+    from pydantic import ValidationError
+
+    from lab.checks.command import CommandCheck
+
+    with pytest.raises(ValidationError, match="not a command"):
+        CommandCheck.model_validate({"node": "gw1", "argv": argv, "pattern": "x"})

@@ -38,9 +38,9 @@ def _argv(value: Any) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value) or len(value) > 32:
         raise PydanticCustomError("argv", "not a command; allowed: a list of words, program first")
     program, args = value[0], value[1:]
-    bad = next((a for a in args if not _TOKEN.fullmatch(a) or a in FORBIDDEN), None)
-    if program == "nft" and bad == "-n":
-        bad = next((a for a in args if not _TOKEN.fullmatch(a) or (a in FORBIDDEN and a != "-n")), None)
+    # -n is another namespace to ip, but numeric output to nft and value-only output to sysctl
+    forbidden = FORBIDDEN - {"-n"} if program in ("nft", "sysctl") else FORBIDDEN
+    bad = next((a for a in args if not _TOKEN.fullmatch(a) or a in forbidden), None)
     if program not in READ_ONLY or bad is not None or not READ_ONLY[program].fullmatch(" ".join(args)):
         raise PydanticCustomError("argv", "'{command}' is not a command a check may run; allowed: {allowed}",
                                   {"command": " ".join(value)[:80], "allowed": ALLOWED})

@@ -402,9 +402,8 @@ def esp_one_way(obs: Observation, minimum: int = 5) -> list[Evidence]:
 _CHILD = re.compile(r"CHILD_SA \S+ established with SPIs .* and TS (.+) === (.+)$")
 
 
-def traffic_outside_negotiated_selectors(obs: Observation) -> list[Evidence]:
-    """Plain packets between the sites to an address next to (within 8 bits of) a negotiated remote
-    selector but outside it: a selector with a wrong mask leaves that traffic out of the tunnel."""
+def _selectors(obs: Observation) -> list[tuple[LogLine, list, list]]:
+    """Every CHILD_SA's negotiated selectors, local and remote, with the log line that names them."""
     selectors = []
     for line in obs.logs:
         found = _CHILD.search(line.text)
@@ -412,6 +411,13 @@ def traffic_outside_negotiated_selectors(obs: Observation) -> list[Evidence]:
             local = [ipaddress.ip_network(n) for n in found.group(1).split() if "/" in n]
             remote = [ipaddress.ip_network(n) for n in found.group(2).split() if "/" in n]
             selectors.append((line, local, remote))
+    return selectors
+
+
+def traffic_outside_negotiated_selectors(obs: Observation) -> list[Evidence]:
+    """Plain packets between the sites to an address next to (within 8 bits of) a negotiated remote
+    selector but outside it: a selector with a wrong mask leaves that traffic out of the tunnel."""
+    selectors = _selectors(obs)
     for s in obs.clear:
         src, dst = ipaddress.ip_address(s.packet.src), ipaddress.ip_address(s.packet.dst)
         for line, local, remote in selectors:
@@ -420,6 +426,51 @@ def traffic_outside_negotiated_selectors(obs: Observation) -> list[Evidence]:
                 return [Logged(line), s]
     return []
 
+
+def protected_traffic_in_clear(obs: Observation) -> list[Evidence]:
+    """Plain packets from inside a negotiated CHILD_SA's selectors to inside its other side, on a
+    capture that also carries IKE or ESP (a WAN, where that traffic must be encrypted; on a LAN it
+    is plain by design): while no SA covered it (the tunnel down), it followed another route out."""
+    wans = {id(s.capture) for s in obs.ike} | {cap for cap, _, _ in obs.esp}
+    selectors = _selectors(obs)
+    for s in obs.clear:
+        if id(s.capture) not in wans:
+            continue
+        src, dst = ipaddress.ip_address(s.packet.src), ipaddress.ip_address(s.packet.dst)
+        for line, local, remote in selectors:
+            for mine, theirs in ((local, remote), (remote, local)):
+                if any(src in n for n in mine if n.version == src.version) and \
+                        any(dst in n for n in theirs if n.version == dst.version):
+                    return [Logged(line), s]
+    return []
+
+
+
+def return_traffic_bypasses_tunnel(obs: Observation, minimum: int = 3) -> list[Evidence]:
+    """On an interface capture without IKE or ESP (a LAN, not a WAN), after an established SA:
+    at least `minimum` plain packets from one side's selector to the other's leave, and none come
+    back the other way: the far hosts get the tunnel's traffic, but their answers are routed
+    elsewhere (the route back into the tunnel missing on their LAN), not dropped on the path."""
+    wans = {id(s.capture) for s in obs.ike} | {cap for cap, _, _ in obs.esp}
+    flows: dict[tuple[int, str], list[Seen]] = defaultdict(list)
+    for s in obs.clear:
+        if id(s.capture) not in wans and s.packet.direction in ("in", "out"):
+            flows[(id(s.capture), s.packet.direction)].append(s)
+    if not flows or not established(obs):
+        return []
+
+    def between(seen: list[Seen], sources: list, destinations: list) -> list[Seen]:
+        return [s for s in seen if any(ipaddress.ip_address(s.packet.src) in n for n in sources)
+                and any(ipaddress.ip_address(s.packet.dst) in n for n in destinations)]
+
+    for line, local, remote in _selectors(obs):
+        for near, far in ((local, remote), (remote, local)):
+            for (cap, direction), seen in flows.items():
+                delivered = between(seen, far, near) if direction == "out" else []
+                answered = between(flows.get((cap, "in"), []), near, far)
+                if len(delivered) >= minimum and not answered:
+                    return [Logged(line), delivered[0]]
+    return []
 
 # -- success --------------------------------------------------------------------------------
 
@@ -463,5 +514,5 @@ FACTS: dict[str, Callable[[Observation], list[Evidence]]] = {f.__name__: f for f
     ikev2_invalid_ke_in_init, tcp_synack_leaves_other_interface, tcp_handshake_never_completes, tcp_rst_to_syn,
     responder_changed_port, dpd_into_expired_nat, peer_returns_from_new_port, ikev1_ignored_while_esp_flows,
     ikev1_peer_silent_then_phase2_expires, esp_ip_fragmented, esp_messages_split_over_segments, esp_one_way,
-    traffic_outside_negotiated_selectors,
+    traffic_outside_negotiated_selectors, protected_traffic_in_clear, return_traffic_bypasses_tunnel,
 )}

@@ -11,7 +11,7 @@ from lab.diagnose.logs import looks_like_charon_log
 
 PCAP_MAGIC = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-PHASES = ("baseline", "fault", "fix")
+PHASES = ("baseline", "fault", "partial", "fix")  # the phase folders of a run (lab run)
 MAX_FILES = 500  # in one folder tree: a diagnosis reads artifacts, not a whole disk
 MAX_DEPTH = 3
 

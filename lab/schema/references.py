@@ -72,16 +72,24 @@ def scenario_problems(doc: Document, sc: "LoadedScenario", where: Locator) -> li
             problems.append(doc.problem(("captures", i, "intf"), f"'{cap.intf}' is not an interface of {cap.node}; "
                                                                  f"allowed: {', '.join(topo.interfaces(cap.node))}"))
     names = {"capture": [c.name for c in spec.captures],
-             "monitor": [s.provides()["monitor"] for s in spec.start if "monitor" in s.provides()]}
-    configs = dict(sc.gateways)
+             "monitor": [s.provides()["monitor"] for s in [*spec.setup, *spec.start] if "monitor" in s.provides()]}
+    found: dict[str, Problem] = {}  # a step two phases share is reported once
     broken: set[str] = set()  # a gateway whose configuration a patch broke: reported once, there
-    for section, steps in (("fault", spec.fault.steps), ("fix", spec.fix.steps), ("start", spec.start)):
-        for i, step in enumerate(steps):
-            loc = (section, "steps", i) if section != "start" else (section, i)
-            problems += _refs(doc, sc, step.refs(), loc, configs, broken, names)
-    for section in ("symptoms", "healthy"):
-        for i, check in enumerate(getattr(spec, section)):
-            problems += _refs(doc, sc, check.refs(), (section, i), dict(sc.gateways), broken, names)
+    for phase in ("fix", "partial") if spec.partial_fix else ("fix",):
+        configs = dict(sc.gateways)
+        for section in spec.sections(phase):
+            for i, step in enumerate(spec.steps(section)):
+                loc = (section, i) if section in ("setup", "start") else (section, "steps", i)
+                for problem in _refs(doc, sc, step.refs(), loc, configs, broken, names):
+                    found.setdefault(str(problem), problem)
+    problems += found.values()
+    checks = [("symptoms", spec.symptoms), ("healthy", spec.healthy)]
+    if spec.partial_fix:
+        checks.append((("partial_fix", "expect"), spec.partial_fix.expect))
+    for section, listed in checks:
+        for i, check in enumerate(listed):
+            loc = (*section, i) if isinstance(section, tuple) else (section, i)
+            problems += _refs(doc, sc, check.refs(), loc, dict(sc.gateways), broken, names)
     return problems
 
 

@@ -55,6 +55,14 @@ class Diagnosis(FileModel):
     class_: Annotated[str, BeforeValidator(_fault_class)] = Field(alias="class")
 
 
+class PartialFix(Change):
+    """A fix people try that is not enough: its own phase (fault, then these steps), with the
+    checks that show what still fails and what `lab diagnose` names then."""
+
+    expect: list[CheckSpec] = Field(min_length=1, max_length=200)
+    diagnosis: Annotated[Literal["healthy"] | Diagnosis, Field(union_mode="left_to_right")]
+
+
 class CapturePoint(FileModel):
     """Where tcpdump listens for the whole phase: one pcap per capture point."""
 
@@ -82,8 +90,11 @@ class Scenario(FileModel):
     tcp_encap: dict[NodeName, dict[str, Any]] = {}
     ipsec: dict[NodeName, dict[str, Any]] = {}
     captures: list[CapturePoint] = Field([], max_length=32)
+    # the scenario's own healthy state on top of the topology, in every phase, before anything else
+    setup: list[StepSpec] = Field([], max_length=200)
     start: list[StepSpec] = Field([], max_length=200)
     fault: Change
+    partial_fix: PartialFix | None = None
     fix: Change
     diagnosis: Diagnosis
     symptoms: list[CheckSpec] = Field(min_length=1, max_length=200)
@@ -94,11 +105,41 @@ class Scenario(FileModel):
     def _step_of_class(self) -> "Scenario":
         from lab.diagnose.catalogue import class_steps
 
-        step = class_steps()[self.diagnosis.class_]
-        if step != self.diagnosis.step:
-            raise PydanticCustomError("diagnosis_step", "diagnosis: class {name} is a step {step} fault; allowed: "
-                                      "step {step}", {"name": self.diagnosis.class_, "step": step})
+        declared = [("diagnosis", self.diagnosis)]
+        if self.partial_fix and isinstance(self.partial_fix.diagnosis, Diagnosis):
+            declared.append(("partial_fix.diagnosis", self.partial_fix.diagnosis))
+        for where, diagnosis in declared:
+            step = class_steps()[diagnosis.class_]
+            if step != diagnosis.step:
+                raise PydanticCustomError("diagnosis_step", "{where}: class {name} is a step {step} fault; allowed: "
+                                          "step {step}", {"where": where, "name": diagnosis.class_, "step": step})
         return self
+
+    def phases(self) -> tuple[str, ...]:
+        """baseline, fault, [partial,] fix: each a lab of its own."""
+        return ("baseline", "fault") + (("partial",) if self.partial_fix else ()) + ("fix",)
+
+    def sections(self, phase: str) -> list[str]:
+        """The step lists a phase applies, in order: the fault before start, so a phase begins broken."""
+        return ["setup", *{"baseline": [], "fault": ["fault"], "partial": ["fault", "partial_fix"],
+                           "fix": ["fault", "fix"]}[phase], "start"]
+
+    def steps(self, section: str) -> list:
+        return getattr(self, section) if section in ("setup", "start") else getattr(self, section).steps
+
+    def checks(self, phase: str) -> list:
+        """What a phase must observe: the symptoms, a partial fix's expectations, or health."""
+        if phase == "fault":
+            return self.symptoms
+        return self.partial_fix.expect if phase == "partial" and self.partial_fix else self.healthy
+
+    def expected_diagnosis(self, phase: str) -> Diagnosis | None:
+        """What `lab diagnose` must name from a phase's captures and logs; None: healthy."""
+        if phase == "fault":
+            return self.diagnosis
+        if phase == "partial" and self.partial_fix and isinstance(self.partial_fix.diagnosis, Diagnosis):
+            return self.partial_fix.diagnosis
+        return None
 
     @field_validator("symptoms")
     @classmethod
