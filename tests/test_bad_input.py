@@ -72,13 +72,15 @@ def _run(args: list[str]) -> tuple[int, str, float, float]:
 
 
 def _problems(output: str, case: Path) -> list[str]:
-    """The problem lines, with the case folder written as bad-input/."""
+    """The problem lines, with the case folder written as bad-input/ (and a shipped scenario a
+    case extends as scenarios/)."""
     lines = []
     for line in output.splitlines():
         line = line.strip()
-        for prefix in (str(CASES) + "/", str(CASES.relative_to(paths.ROOT)) + "/"):
+        for prefix, shown in ((str(CASES) + "/", "bad-input/"), (str(CASES.relative_to(paths.ROOT)) + "/", "bad-input/"),
+                              (str(paths.SCENARIOS) + "/", "scenarios/")):
             if line.startswith(prefix):
-                lines.append("bad-input/" + line[len(prefix):])
+                lines.append(shown + line[len(prefix):])
     return lines
 
 

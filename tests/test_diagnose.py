@@ -107,6 +107,18 @@ def test_only_the_initiators_log_names_step_3_not_the_class(tmp_path):
     assert (found.step, found.fault_class) == (3, "auth-failed")
 
 
+@pytest.mark.parametrize("between, verdict", [
+    ((), "id-mismatch"),  # no candidate carries the id: the certificate does not
+    (("CFG   using certificate \"CN=hq.example.net\"", "CFG no issuer certificate found for \"CN=hq.example.net\""),
+     "cert-untrusted"),
+])
+def test_a_certificate_without_the_identity_is_not_an_untrusted_chain(tmp_path, between, verdict):
+    [found] = run([_log(tmp_path, "IKE initiating IKE_SA hq[1] to 198.51.100.2",
+                        "IKE received end entity cert \"CN=vpn-gw.example.com\"", *between,
+                        "CFG no trusted ECDSA public key found for 'hq.example.net'")])
+    assert (found.step, found.fault_class) == (3, verdict), found.as_json()
+
+
 def _pcap(path: Path, *packets) -> Path:
     from scapy.layers.inet import ICMP, IP, UDP
     from scapy.utils import wrpcap

@@ -85,7 +85,8 @@ class CaptureCheck(Check):
 
     def linux(self) -> str:
         shown = f" {shlex.quote(self.filter)}" if self.filter else ""
-        return f"tcpdump -n -e -r {self.capture}.pcap{shown}" + (" -v  # IKE decoded" if self.ike else "")
+        note = "  # IKE decoded" if self.ike else "  # only ESP (in UDP, or framed in TCP)" if self.esp else ""
+        return f"tcpdump -n -e -r {self.capture}.pcap{shown}" + (" -v" if self.ike else "") + note
 
     def probe(self, lab: "RunningLab") -> Probe:
         capture = lab.capture(self.capture)

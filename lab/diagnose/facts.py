@@ -283,6 +283,30 @@ def _by_sa(logs: Iterable[LogLine]) -> dict[tuple[Path, str], list[LogLine]]:
     return out
 
 
+
+_RECEIVED_CERT = re.compile(r'received end entity cert "(.+)"')
+_NO_TRUSTED_KEY = re.compile(r"no trusted \S+ public key found for '(.+)'")
+
+
+def certificate_lacks_identity(obs: Observation) -> list[Evidence]:
+    """The peer's certificate arrived, yet no trusted key is found for the identity it claims, and
+    charon never even tried that certificate ("using certificate" is logged for every candidate
+    that carries the identity, before its chain is checked): the certificate does not carry the
+    identity, whatever its chain. (Without this, it reads like an untrusted chain.)"""
+    per_sa: dict[tuple[Path, str | None], list[LogLine]] = defaultdict(list)
+    for line in obs.logs:
+        per_sa[(line.file, line.uid)].append(line)
+    for lines in per_sa.values():
+        received = None
+        for line in lines:
+            if _RECEIVED_CERT.search(line.text):
+                received = line
+            elif "using certificate" in line.text:
+                received = None
+            elif received and _NO_TRUSTED_KEY.search(line.text):
+                return [Logged(received), Logged(line)]
+    return []
+
 def responder_changed_port(obs: Observation) -> list[Evidence]:
     """The side that initiated sees its responder's address come back from another port: the
     responder's own requests leave from a port the initiator never addressed (a DNAT whose
@@ -515,4 +539,5 @@ FACTS: dict[str, Callable[[Observation], list[Evidence]]] = {f.__name__: f for f
     responder_changed_port, dpd_into_expired_nat, peer_returns_from_new_port, ikev1_ignored_while_esp_flows,
     ikev1_peer_silent_then_phase2_expires, esp_ip_fragmented, esp_messages_split_over_segments, esp_one_way,
     traffic_outside_negotiated_selectors, protected_traffic_in_clear, return_traffic_bypasses_tunnel,
+    certificate_lacks_identity,
 )}

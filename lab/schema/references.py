@@ -90,6 +90,33 @@ def scenario_problems(doc: Document, sc: "LoadedScenario", where: Locator) -> li
         for i, check in enumerate(listed):
             loc = (*section, i) if isinstance(section, tuple) else (section, i)
             problems += _refs(doc, sc, check.refs(), loc, dict(sc.gateways), broken, names)
+    return problems + _crls_served(doc, sc)
+
+
+def _crls_served(doc: Document, sc: "LoadedScenario") -> list[Problem]:
+    """Each `serve` step binds an address of its own node, and every CRL URL is published by
+    one somewhere in the scenario (else every phase would quietly log "crl fetching failed")."""
+    spec, problems = sc.spec, []
+    served: set[tuple[str, int]] = set()
+    sections = ["setup", "fault", "fix", "start"] + (["partial_fix"] if spec.partial_fix else [])
+    for section in sections:
+        for i, step in enumerate(spec.steps(section)):
+            if step.kind != "serve" or step.node not in sc.topology.nodes:
+                continue
+            own = [a.split("/")[0] for a in sc.topology.addresses(step.node)]
+            loc = (section, i) if section in ("setup", "start") else (section, "steps", i)
+            if step.address not in own:
+                problems.append(doc.problem(loc + ("address",), f"{step.address} is not an address of {step.node}; "
+                                                                  f"allowed: {', '.join(own) or 'none'}"))
+            served.add((step.address, step.port))
+    for name, ca in spec.pki.cas.items():
+        if ca.crl is None:
+            continue
+        host, _, rest = ca.crl.url.removeprefix("http://").partition("/")
+        address, _, port = host.partition(":")
+        if (address, int(port or 80)) not in served:
+            problems.append(doc.problem(("pki", "cas", name, "crl", "url"), "no serve step publishes it; allowed: a "
+                                        f"serve step with address {address} and port {port or 80}"))
     return problems
 
 

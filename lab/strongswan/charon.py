@@ -115,7 +115,7 @@ class CharonDaemon:
             folder = self.swanctl_dir / sub
             if folder.exists():
                 shutil.rmtree(folder)  # a reload must also forget what the change removed
-            folder.mkdir()
+            folder.mkdir(mode=0o700 if sub == "private" else 0o777)  # keys: root only, as swanctl has them
             for name, source in wanted.items():
                 shutil.copyfile(source, folder / f"{name}.pem")
         for sub in SWANCTL_DIRS:  # swanctl --load-all complains about each one missing

@@ -87,4 +87,8 @@ class Credentials:
         proc = subprocess.run(argv, capture_output=True, env=self._env)
         if proc.returncode != 0:
             raise LabError(f"pki for '{name}' failed: {proc.stderr.decode(errors='replace').strip()}")
-        (output or self.cert(name)).write_bytes(proc.stdout)
+        path = output or self.cert(name)
+        # private keys are readable by root only, though made for one run (results are uploaded)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if path.name.endswith(".key.pem") else 0o644)
+        with os.fdopen(fd, "wb") as out:
+            out.write(proc.stdout)
