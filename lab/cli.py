@@ -406,6 +406,12 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
     print(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
     for text in _texts(sc.spec.brief, lang) + (_texts(sc.spec.task, lang) if sc.spec.task else []):
         print(text.strip() + "\n")
+    if sc.spec.recur:
+        every = f"{sc.spec.recur.every:g}"
+        recurs = {"en": f"The fault comes back every {every} s until your fix holds; lab check brings it back once "
+                        "more before it judges.",
+                  "zh": f"在你的修复生效之前,故障每 {every} 秒重现一次;lab check 评判前会再触发一次。"}
+        print("\n".join(recurs[k] for k in (["en", "zh"] if lang not in ("en", "zh") else [lang])) + "\n")
     print("lab shell NODE      a shell on a node (swanctl works there)\n"
           "lab hint            the next hint\n"
           "lab check           grade the lab: passes once it is healthy, however it was fixed\n"
@@ -472,7 +478,8 @@ def status(trainee: Optional[str] = TRAINEE,
     for r in rows:
         print(f"{r['trainee']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
               f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
-              f"last: {r['last_verdict'] or '-'}")
+              + (f"fault re-armed {r['recurrences']}x  " if r['recurrences'] is not None else "")
+              + f"last: {r['last_verdict'] or '-'}")
     if all_:
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(room.page(rows))

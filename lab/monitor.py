@@ -94,7 +94,7 @@ class PingMonitor:
         self.log: Path = lab.phase_dir / f"{name}.ping.log"
         self.started = time.time()  # wall clock, as ping -D stamps its lines
         with self.log.open("w") as out:
-            lab.spawn(node, argv, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = lab.spawn(node, argv, stdout=out, stderr=subprocess.STDOUT)
 
     def record(self) -> PingRecord:
         return parse(self.log.read_text(), self.every, self.started, time.time())

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,6 +44,10 @@ class RunningLab:
         self._relays: dict[str, RelayProcess] = {}
         self.monitors: dict[str, PingMonitor] = {}
         self._procs: list[subprocess.Popen] = []
+        # What log and capture checks read: everything of the phase, or (a workshop's `lab
+        # check`) only what came after observe_from_now(): the lab now, not its history.
+        self.since: float | None = None
+        self._log_marks: dict[tuple[str, str], int] = {}
 
     def __enter__(self) -> "RunningLab":
         try:
@@ -136,7 +141,20 @@ class RunningLab:
     def relay(self, node: str) -> RelayProcess:
         return self._relays[node]
 
+    def observe_from_now(self) -> None:
+        self.since = time.time()  # pcap time stamps are wall clock
+        self._log_marks = {(n, "charon"): len(c.log_lines()) for n, c in self._charons.items()}
+        self._log_marks |= {(n, "relay"): len(r.log_text().splitlines()) for n, r in self._relays.items()}
+
+    def log_mark(self, node: str, source: str) -> int:
+        """Lines of a node's log that came before observe_from_now() (0: none are skipped)."""
+        return self._log_marks.get((node, source), 0)
+
     def start_monitor(self, name: str, node: str, argv: list[str], every: float) -> None:
+        """A monitor started again (a workshop's `lab check` retries the start steps) starts its
+        record afresh: the old ping stops first, or both would write the one log."""
+        if name in self.monitors:
+            _stop(self.monitors[name].proc)
         self.monitors[name] = PingMonitor(self, name, node, argv, every)
 
     def _net(self) -> Network:

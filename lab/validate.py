@@ -37,13 +37,24 @@ def topology_problems(topo: Topology, doc: Document) -> list[Problem]:
 
 
 def scenario_problems(sc: LoadedScenario, doc: Document) -> list[Problem]:
-    """The rulesets of a fix phase (the longest sequence: topology, fault, fix, start) per node."""
-    nodes, where = _topology_rulesets(sc.topology, sc.topology_doc)
+    """Per node, the rulesets of each sequence a lab can go through (topology, then setup, fault,
+    fix or partial fix, start; or a workshop's fault re-armed), in that order: one namespace per
+    distinct sequence, all checked at once."""
     spec = sc.spec
-    for section, steps in (("fault", spec.fault.steps), ("fix", spec.fix.steps), ("start", spec.start)):
-        for i, step in enumerate(steps):
-            if isinstance(step, NftStep):
-                loc = (section, "steps", i, "ruleset") if section != "start" else (section, i, "ruleset")
-                where[key := f"{section}/{i}"] = (doc, loc)
-                nodes[step.node][1].append(nftcheck.Ruleset(key, step.ruleset))
-    return _problems(nftcheck.check(nodes), where)
+    sequences: dict[str, tuple[list[str], list[nftcheck.Ruleset]]] = {}
+    where_all: dict[str, tuple[Document, tuple]] = {}
+    seen: set[tuple] = set()
+    for n, sections in enumerate(spec.walks()):
+        nodes, where = _topology_rulesets(sc.topology, sc.topology_doc)
+        for section in sections:
+            for i, step in enumerate(spec.steps(section)):
+                if isinstance(step, NftStep):
+                    loc = (section, i) if section in ("setup", "start") else (section, "steps", i)
+                    where[key := f"{section}/{i}"] = (doc, (*loc, "ruleset"))
+                    nodes[step.node][1].append(nftcheck.Ruleset(key, step.ruleset))
+        where_all.update(where)
+        for node, (intfs, rulesets) in nodes.items():
+            if (identity := (node, *(r.where for r in rulesets))) not in seen:
+                seen.add(identity)
+                sequences[f"{n}/{node}"] = (intfs, rulesets)
+    return _problems(nftcheck.check(sequences), where_all)

@@ -1,9 +1,13 @@
 import os
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from lab import owner
+from lab import owner, paths
 from tests.leaks import snapshot
 
 # This test process's runs (and those of the lab commands it starts) carry its name, so a leak
@@ -38,3 +42,22 @@ def no_leaks():
     after = snapshot()
     left = after.left_over(before)
     assert not left, f"left behind: {left}"
+
+
+@dataclass
+class Catalogue:
+    out: Path  # OUT/NAME/result.json, report.html, phase folders; OUT/all.xml
+    run: subprocess.CompletedProcess
+    left: list  # what the run left behind
+
+
+@pytest.fixture(scope="session")
+def catalogue(tmp_path_factory) -> Catalogue:
+    """Every scenario run once, by the command CI runs (`lab run --all --junit`, phases side by
+    side). The tests of phases, JUnit and reports read its results; they share the xdist group
+    "catalogue", so one worker runs it, once."""
+    out = tmp_path_factory.mktemp("catalogue")
+    before = snapshot()
+    run = subprocess.run([sys.executable, "-m", "lab", "run", "--all", "--quiet", "--out", str(out),
+                          "--junit", str(out / "all.xml")], capture_output=True, text=True, cwd=paths.ROOT, timeout=1800)
+    return Catalogue(out, run, snapshot().left_over(before))

@@ -19,14 +19,11 @@ import pytest
 
 from lab import paths
 from lab.capture import packets
-from lab.progress import Progress
 from lab.report import ladder
-from lab.runner import run_scenarios
 from lab.schema.load import LoadedScenario, load_scenario
 from lab.schema.locate import scenario_names
-from tests.leaks import snapshot
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("report"),
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("catalogue"),
               pytest.mark.skipif(shutil.which("chromium") is None,
                                  reason="Debian's chromium is installed by make test")]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -143,13 +140,10 @@ def scenarios() -> dict[str, LoadedScenario]:
 
 
 @pytest.fixture(scope="module")
-def reports(scenarios, tmp_path_factory) -> dict[str, Path]:
-    """Every scenario run once (phases side by side), each run's report.html."""
-    out = tmp_path_factory.mktemp("runs")
-    before = snapshot()
-    run_scenarios(list(scenarios.values()), out, Progress(quiet=True), jobs=4)
-    assert not snapshot().left_over(before)
-    return {name: out / name / "report.html" for name in scenarios}
+def reports(scenarios, catalogue) -> dict[str, Path]:
+    """Each scenario's report.html from the catalogue run (every scenario, phases side by side)."""
+    assert not catalogue.left, f"left behind: {catalogue.left}"
+    return {name: catalogue.out / name / "report.html" for name in scenarios}
 
 
 @pytest.fixture(scope="module")

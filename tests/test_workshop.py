@@ -81,3 +81,24 @@ def test_a_training_room_keeps_each_trainees_lab_apart(workshop):
     assert lab("stop", trainee=bob).stdout.startswith("stopped id-mismatch")
     assert lab("stop").stdout.startswith("stopped psk-mismatch")
     assert oct(os.stat("/run/ipsec-lab/workshop").st_mode & 0o777) == "0o700"
+
+
+def test_a_fault_that_heals_itself_keeps_coming_back_until_fixed(workshop):
+    """rekey-reauth-collision recovers after its first collision; in a workshop its trigger (the
+    path's losses) is re-armed, and `lab check` re-arms it once more and judges only what
+    happens from then on, so it fails until the fix holds, and passes once it does."""
+    started = lab("start", "rekey-reauth-collision", "--out", str(workshop))
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "The fault comes back every 20 s" in started.stdout
+    broken = lab("check")
+    assert broken.returncode == 1 and "FAIL no renewal runs into a rekeyed IKE_SA" in broken.stdout, broken.stdout
+    assert "since this check began" not in broken.stdout.split("FAIL no renewal")[1].splitlines()[1]  # it saw one
+    fixed = lab("shell", "gw1", "--", "sh", "-c",
+                'sed -i -e "s/rekey_time = \\"0s\\"/rekey_time = \\"7s\\"/" -e "s/reauth_time = \\"7s\\"/reauth_time = \\"0s\\"/"'
+                ' $SWANCTL_DIR/swanctl.conf && swanctl --load-all && swanctl --terminate --ike hq')
+    assert fixed.returncode == 0, fixed.stderr
+    healthy = lab("check")
+    assert healthy.returncode == 0, healthy.stdout
+    assert "no match in" in healthy.stdout and "since this check began" in healthy.stdout
+    status = lab("status").stdout
+    assert "fault re-armed" in status and "last: healthy" in status

@@ -90,7 +90,7 @@ class CaptureCheck(Check):
 
     def probe(self, lab: "RunningLab") -> Probe:
         capture = lab.capture(self.capture)
-        packets = capture.packets(self.filter)
+        packets = [p for p in capture.packets(self.filter) if lab.since is None or p.time >= lab.since]
         hits = [p for p in packets
                 if (self.direction == "any" or p.direction == self.direction)
                 and (self.ike is None or self.ike.matches(p.ike))

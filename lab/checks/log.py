@@ -49,10 +49,12 @@ class LogCheck(Check):
             lines = lab.relay(self.node).log_text().splitlines()
         else:
             lines = lab.charon(self.node).log_lines()
+        lines = lines[lab.log_mark(self.node, self.source):]
         regex = re2.compile(self.pattern, regex_options())
         hits = [line for line in lines if regex.search(line)]
         if not hits:
-            return Probe(self.expect == "absent", f"no match in {len(lines)} lines of {self.node}'s {self.source} log")
+            since = " since this check began" if lab.since else ""
+            return Probe(self.expect == "absent", f"no match in {len(lines)} lines of {self.node}'s {self.source} log{since}")
         counted = self.min_count <= len(hits) and (self.max_count is None or len(hits) <= self.max_count)
         shown = hits[0] if len(hits) == 1 else f"{len(hits)} matching lines, first: {hits[0]}"
         return Probe(self.expect == "present" and counted, shown, measured={"matches": len(hits)})

@@ -75,9 +75,9 @@ def scenario_problems(doc: Document, sc: "LoadedScenario", where: Locator) -> li
              "monitor": [s.provides()["monitor"] for s in [*spec.setup, *spec.start] if "monitor" in s.provides()]}
     found: dict[str, Problem] = {}  # a step two phases share is reported once
     broken: set[str] = set()  # a gateway whose configuration a patch broke: reported once, there
-    for phase in ("fix", "partial") if spec.partial_fix else ("fix",):
+    for sections in spec.walks():
         configs = dict(sc.gateways)
-        for section in spec.sections(phase):
+        for section in sections:
             for i, step in enumerate(spec.steps(section)):
                 loc = (section, i) if section in ("setup", "start") else (section, "steps", i)
                 for problem in _refs(doc, sc, step.refs(), loc, configs, broken, names):

@@ -10,7 +10,7 @@ from lab.checks import check_union
 from lab.schema.pki import Pki
 from lab.schema.topology import Param, References, Timer
 from lab.schema.types import (CaseFile, FileModel, Identifier, IfName, NodeName, Prose, ScenarioName, Text,
-                              bounded_text)
+                              bounded_text, seconds_between)
 from lab.steps import step_union
 
 StepSpec = step_union()
@@ -63,6 +63,17 @@ class PartialFix(Change):
     diagnosis: Annotated[Literal["healthy"] | Diagnosis, Field(union_mode="left_to_right")]
 
 
+class Recurrence(FileModel):
+    """In a workshop (lab start), how the fault comes back until the trainee's fix holds: a fault
+    that heals itself (an outage that ends, a one-time loss) would leave a late trainee a healthy
+    lab. These steps re-arm its trigger every `every` seconds, and `lab check` applies them once
+    more before it judges, so a fix passes only if it holds across a recurrence."""
+
+    summary: Text
+    every: seconds_between(5, 3600)
+    steps: list[StepSpec] = Field(min_length=1, max_length=50)
+
+
 class CapturePoint(FileModel):
     """Where tcpdump listens for the whole phase: one pcap per capture point."""
 
@@ -96,6 +107,7 @@ class Scenario(FileModel):
     fault: Change
     partial_fix: PartialFix | None = None
     fix: Change
+    recur: Recurrence | None = None
     diagnosis: Diagnosis
     symptoms: list[CheckSpec] = Field(min_length=1, max_length=200)
     healthy: list[CheckSpec] = Field(min_length=1, max_length=200)
@@ -124,7 +136,15 @@ class Scenario(FileModel):
         return ["setup", *{"baseline": [], "fault": ["fault"], "partial": ["fault", "partial_fix"],
                            "fix": ["fault", "fix"]}[phase], "start"]
 
+    def walks(self) -> list[list[str]]:
+        """Every sequence of step lists a lab can go through, for checks that must see each step
+        after those before it: the fix phase (the longest), a partial fix, and a workshop's fault
+        with its trigger re-armed."""
+        walks = [self.sections("fix")] + ([self.sections("partial")] if self.partial_fix else [])
+        return walks + ([[*self.sections("fault"), "recur"]] if self.recur else [])
+
     def steps(self, section: str) -> list:
+        """A step list by the name it has in the file (setup, fault, partial_fix, fix, recur, start)."""
         return getattr(self, section) if section in ("setup", "start") else getattr(self, section).steps
 
     def checks(self, phase: str) -> list:

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,10 +18,12 @@ from lab.running_lab import RunningLab
 from lab.runner import PhaseResult, document, new_run_id, phase_steps
 from lab.schema.load import load_scenario
 from lab.workshop import state
+from lab.workshop.recurrence import Rearming
 from lab.workshop.state import Seat
 
 
-def serve(lab: RunningLab, server: socket.socket, seat: Seat) -> None:
+def serve(lab: RunningLab, server: socket.socket, seat: Seat, lock: threading.Lock,
+          rearming: Rearming | None) -> None:
     while True:
         conn, _ = server.accept()
         with conn, conn.makefile("rw") as stream:
@@ -29,16 +32,18 @@ def serve(lab: RunningLab, server: socket.socket, seat: Seat) -> None:
                 stream.write(json.dumps({"ok": True}) + "\n")
                 return
             if request.get("cmd") == "check":
-                report = check(lab)
-                seat.update(checks_run=(seat.read() or {}).get("checks_run", 0) + 1,
-                            last_verdict="healthy" if report["passed"] else "not healthy")
+                with lock:  # the seat too: the re-arming thread writes it
+                    report = check(lab, rearming)
+                    seat.update(checks_run=(seat.read() or {}).get("checks_run", 0) + 1,
+                                last_verdict="healthy" if report["passed"] else "not healthy")
                 stream.write(json.dumps(report) + "\n")
             else:
                 stream.write(json.dumps({"error": f"unknown request {request}"}) + "\n")
 
 
-def check(lab: RunningLab) -> dict:
-    """The scenario's healthy checks on the running lab, after its start steps again (a retry);
+def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
+    """The scenario's healthy checks on the running lab, after its start steps again (a retry)
+    and, for a fault that recurs, after re-arming it once more (a fix must hold across that);
     written as a result.json of one phase (`check N`) and its report."""
     sc = lab.scenario
     started = time.monotonic()
@@ -46,6 +51,10 @@ def check(lab: RunningLab) -> dict:
     checks_dir.mkdir(exist_ok=True)
     number = len(list(checks_dir.glob("check-*.json"))) + 1
     phase = PhaseResult(f"check {number}", False, 0.0)
+    lab.observe_from_now()  # logs and captures as of now: a fault that is over does not fail a fix
+    if rearming:
+        phase.steps += [{"section": "recur", "kind": s.kind, "linux": s.linux()} for s in rearming.recur.steps]
+        rearming.rearm()
     for step in sc.spec.start:
         step.apply(lab)
         phase.steps.append({"section": "start", "kind": step.kind, "linux": step.linux()})
@@ -84,9 +93,19 @@ def main() -> None:
                 step.apply(lab)
             procs = [{"pid": pid, "cmd": state.cmdline(pid)} for pid in
                      [*lab.node_pids().values(), *lab.processes()]]
+            lock, rearming = threading.Lock(), None
+            if sc.spec.recur:
+                rearming = Rearming(lab, sc.spec.recur, lock, lambda n, error: seat.update(
+                    recurrences=n, last_recurrence=time.strftime("%H:%M:%S"), recur_error=error))
+                rearming.start()
             seat.update(pid=os.getpid(), ready=True, nodes=lab.node_pids(), procs=procs,
-                        env={n: lab.charon_env(n) for n in lab.node_pids()}, artifacts=str(lab.phase_dir))
-            serve(lab, server, seat)
+                        env={n: lab.charon_env(n) for n in lab.node_pids()}, artifacts=str(lab.phase_dir),
+                        recur_every=sc.spec.recur.every if sc.spec.recur else None)
+            try:
+                serve(lab, server, seat, lock, rearming)
+            finally:
+                if rearming:
+                    rearming.stop()  # before the teardown, never during a re-arm
     except KeyboardInterrupt:
         pass
     finally:
