@@ -31,6 +31,9 @@ RTT_PINGS = 50
 FLOOR = ROOT / "lab" / "floor" / "floor.yaml"
 SPOKES = ROOT / "lab" / "floor" / "spokes.yaml"
 SPOKE_COUNTS = (3, 10, 30, 60)
+# workshop labs held at once on this machine: (scenario, labs); dpd-nat-timeout is hub-spoke-nat
+ROOM = (("tcp-asym", 20), ("dpd-nat-timeout", 10))
+IDLE_WINDOW_S = 10
 BIG_CAPTURE_MB = 100
 
 
@@ -62,7 +65,7 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
         for _ in range(repeat):
             with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
                 [result] = run_scenarios([sc], Path(tmp), Progress(quiet=True), jobs=3)
-                for phase in ("baseline", "fault", "fix"):
+                for phase in sc.spec.phases():
                     started = time.monotonic()
                     diagnose_phase(Path(tmp) / sc.name / phase)
                     diagnose_s.append(time.monotonic() - started)
@@ -85,6 +88,7 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
                        f"capture_{BIG_CAPTURE_MB}mb": big_capture()}
     doc["tunnel_rtt_ms"] = {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}
     doc["spokes"] = [spokes(n) for n in SPOKE_COUNTS]
+    doc["training_room"] = [room(name, count) for name, count in ROOM]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     return doc
@@ -109,6 +113,50 @@ def spokes(count: int) -> dict:
                          if (owner.process_marks(pid) or ("",))[0] == lab.run_id)
     return {"spokes": count, "nodes": len(sc.topology.nodes), "build_s": round(built, 2),
             "tunnels_up_s": round(tunnels, 2), "tunnels_up": sum(up), "memory_mb": round(memory / 1024, 1)}
+
+
+def room(name: str, count: int) -> dict:
+    """`count` workshop labs of `name` started side by side, as a trainer does (lab start
+    --trainee): seconds to start them all, memory they take (MemAvailable before and after,
+    so kernel memory counts too) and CPU busy while they sit idle, then they are stopped."""
+    from lab.workshop import client
+    from lab.workshop.state import Seat
+
+    sc = load_scenario(name)
+    seats = [Seat(f"bench{os.getpid()}-{i}") for i in range(count)]
+    before = _mem_available_mb()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        try:
+            for seat in seats:
+                client.start(seat, sc, Path(tmp), [], "en")
+            start_s = time.monotonic() - started
+            used = before - _mem_available_mb()
+            busy = _cpu_busy(IDLE_WINDOW_S)
+        finally:
+            for seat in seats:
+                client.stop(seat)
+    return {"scenario": name, "labs": count, "start_s": round(start_s, 1), "memory_mb": round(used),
+            "memory_per_lab_mb": round(used / count, 1), "cpu_busy_idle_pct": round(busy, 1),
+            "labs_per_24gib": int(24 * 1024 * 0.9 // (used / count))}
+
+
+def _mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_busy(seconds: float) -> float:
+    """Percent of all cores busy over `seconds` (from /proc/stat)."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # idle + iowait
+    total0, idle0 = sample()
+    time.sleep(seconds)  # a measurement window, not a wait for something to happen
+    total1, idle1 = sample()
+    return 100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0))
 
 
 def _rss_kb(pid: int) -> int:

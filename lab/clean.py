@@ -9,6 +9,7 @@ namespace. A run whose owner is alive is never touched, nor anything without a m
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -56,8 +57,22 @@ def _netns(pid: int) -> str | None:
         return None
 
 
-def _pids() -> list[int]:
+def pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def kill_marked(run_id: str, owner_pid: int) -> int:
+    """SIGKILL every process that carries `run_id` and was started for the lab of `owner_pid`:
+    what a lab leaves when its teardown could not finish (a signal as a daemon was forked, a
+    worker killed). Other labs of the same run (its other phases) have other owners."""
+    killed = 0
+    for pid in pids():
+        found = owner.process_marks(pid)
+        if found and found[0] == run_id and found[1] is not None and found[1].pid == owner_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def find() -> list[Leftovers]:
@@ -65,7 +80,7 @@ def find() -> list[Leftovers]:
     runs: dict[str, Leftovers] = {}
     live_runs: set[str] = set()
     host_netns = _netns(1)
-    for pid in _pids():
+    for pid in pids():
         marked = owner.process_marks(pid)
         if marked is None:
             continue
@@ -82,7 +97,7 @@ def find() -> list[Leftovers]:
         runs.pop(run_id, None)  # a process whose owner is alive keeps the whole run alive
     by_netns = {ns: left for left in runs.values() for ns in left.netns}
     if by_netns:  # unmarked processes inside a dead run's node namespaces
-        for pid in _pids():
+        for pid in pids():
             left = by_netns.get(_netns(pid) or "")
             if left is not None and pid not in left.processes:
                 left.processes[pid] = _cmdline(pid)

@@ -222,6 +222,10 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     for mode, rtt in doc["tunnel_rtt_ms"].items():
         print(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                  if "avg" in rtt else rtt["error"]))
+    for r in doc["training_room"]:
+        print(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
+              f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
+              f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
     print(f"written: {out}")
 
 

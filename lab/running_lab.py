@@ -101,9 +101,17 @@ class RunningLab:
         if self.network is not None:
             self.network.stop()
             self.network = None
+        self._sweep()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if errors:
             raise LabError("teardown: " + "; ".join(errors))
+
+    def _sweep(self) -> None:
+        """A process this lab started as a signal landed (forked, not yet recorded) would outlive
+        it: whatever still carries this lab's marks (its run id and this owner) is killed."""
+        from lab.clean import kill_marked
+
+        kill_marked(self.run_id, self.owner.pid)
 
     # -- what steps and checks use ------------------------------------------
     def spawn(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.live import Live
 
+from lab.clean import kill_marked
 from lab.progress import Progress, replay
 from lab.schema.load import LoadedScenario
 from lab.worker import die_with_parent
@@ -139,6 +140,7 @@ def _stop(running: list[Task]) -> None:
         except subprocess.TimeoutExpired:
             task.proc.kill()
             task.proc.wait()
+            kill_marked(task.run_id, task.proc.pid)  # its teardown never ran: what it started goes too
 
 
 def show(progress: Progress, tasks: list[Task], headers: dict[str, str]) -> None:
