@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lab.progress import Progress
 from lab.runner import run_scenarios
-from lab.schema.load import load_scenario
+from lab.schema.load import LoadedScenario, load_scenario
 
 HOG = "while True: pass"
 
@@ -37,8 +37,8 @@ def soak(names: list[str], runs: int, load: bool, jobs: int, out: Path, progress
         for i in range(1, runs + 1):
             started = time.monotonic()
             with tempfile.TemporaryDirectory(prefix="soak-ipsec-lab-") as tmp:
-                for result in run_scenarios(scenarios, Path(tmp), Progress(quiet=True), jobs=jobs):
-                    _record(records[result["scenario"]], result, i)
+                for sc, result in zip(scenarios, run_scenarios(scenarios, Path(tmp), Progress(quiet=True), jobs=jobs)):
+                    _record(records[sc.name], sc, result, i)
             failed = [r["scenario"] for r in records.values() if any(f["run"] == i for f in r["failures"])]
             progress.step(f"round {i}/{runs}: {len(names) - len(failed)}/{len(names)} scenarios passed in "
                           f"{time.monotonic() - started:.0f}s" + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -54,7 +54,7 @@ def soak(names: list[str], runs: int, load: bool, jobs: int, out: Path, progress
     return doc
 
 
-def _record(record: dict, result: dict, run: int) -> None:
+def _record(record: dict, sc: LoadedScenario, result: dict, run: int) -> None:
     record["runs"] += 1
     record["passed"] += result["passed"]
     record["durations_s"].append(result["duration_s"])
@@ -66,9 +66,9 @@ def _record(record: dict, result: dict, run: int) -> None:
             if not check["passed"]:
                 record["failures"].append({"run": run, "phase": phase["name"], "check": check["name"],
                                            "observed": check["observed"]})
-        expected = result["diagnosis"] if phase["name"] == "fault" else None
+        expected = sc.spec.expected_diagnosis(phase["name"])  # None: healthy
         got = phase.get("diagnosis") or {}
-        if (got.get("class"), got.get("step")) != ((expected or {}).get("class"), (expected or {}).get("step")):
+        if (got.get("class"), got.get("step")) != ((expected.class_, expected.step) if expected else (None, None)):
             record["failures"].append({"run": run, "phase": phase["name"], "diagnosis": got})
 
 

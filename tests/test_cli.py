@@ -179,3 +179,12 @@ def test_keep_holds_a_failing_lab_open(tmp_path, no_leaks):
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
+
+
+@pytest.mark.lab
+def test_soak_records_runs_and_judges_every_phase(tmp_path, no_leaks):
+    """cert-expired has a partial fix: its phase must be diagnosed as declared, not as healthy."""
+    out = lab("soak", "cert-expired", "--runs", "1", "--out", str(tmp_path / "soak.json"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    [record] = json.loads((tmp_path / "soak.json").read_text())["scenarios"]
+    assert (record["runs"], record["passed"], record["failures"]) == (1, 1, [])
