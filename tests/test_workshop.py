@@ -3,6 +3,7 @@ and a training room: several trainees' labs side by side, each command acting on
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -102,3 +103,26 @@ def test_a_fault_that_heals_itself_keeps_coming_back_until_fixed(workshop):
     assert "no match in" in healthy.stdout and "since this check began" in healthy.stdout
     status = lab("status").stdout
     assert "fault re-armed" in status and "last: healthy" in status
+
+
+def test_a_cloud_that_outlives_its_phase_1_keeps_breaking_the_site_until_fixed(workshop):
+    """ikev1-cloud-responder heals after its first outage, with the site as initiator from then
+    on; the re-armed fault makes the site the responder again, so `lab check` still fails after
+    the heal, and passes once the site drops the cloud's Main Mode openings and opens the tunnel."""
+    started = lab("start", "ikev1-cloud-responder", "--out", str(workshop))
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "The fault comes back every 30 s" in started.stdout
+    deadline = time.monotonic() + 30
+    while "_i* " not in lab("shell", "gw1", "--", "swanctl", "--list-sas").stdout:  # healed: gw1 initiator
+        assert time.monotonic() < deadline, "the first outage did not heal within 30 s"
+        time.sleep(0.5)
+    broken = lab("check")
+    assert broken.returncode == 1 and "FAIL no outage across two of the site's renegotiations" in broken.stdout, \
+        broken.stdout
+    fixed = lab("shell", "gw1", "--", "sh", "-c",
+                "nft 'add table inet local_in; add chain inet local_in input { type filter hook input priority filter; };"
+                " add rule inet local_in input ip saddr 198.51.100.2 udp dport 500 @th,128,64 0 drop'"
+                " && swanctl --initiate --child net")
+    assert fixed.returncode == 0, fixed.stderr
+    healthy = lab("check")
+    assert healthy.returncode == 0, healthy.stdout
