@@ -45,6 +45,7 @@ def test_strongswan_steps(tmp_path, no_leaks):
         assert evaluate(up, lab).passed
         TerminateStep(node="gw1", ike="hq").apply(lab)
         assert evaluate(down, lab).passed
+        TerminateStep(node="gw1", ike="hq").apply(lab)  # nothing left to terminate: still holds
         SwanctlStep(node="gw1", set={"connections": {"hq": {"children": {"net": {"remote_ts": ["10.2.0.0/24"]}}}}}).apply(lab)
         assert 'remote_ts = "10.2.0.0/24"' in (tmp_path / "gw1" / "swanctl" / "swanctl.conf").read_text()
         InitiateStep(node="gw1", child="net").apply(lab)
