@@ -160,13 +160,18 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
         if all(t.result is not None for t in mine):
             progress.scenario(task.sc.name, task.sc.spec.title.en)
             scheduler.show(progress, mine, PHASE_HEADERS)
-            docs[task.sc.name] = _finish(task.sc, *runs[task.sc.name], [t.result for t in mine], progress)
+            scenario_dir, run_id, prepared_s = runs[task.sc.name]
+            # its own time: preparing it, then from its first phase's start (not the time it
+            # waited behind other scenarios' phases for a job)
+            started = min(t.started for t in mine) - prepared_s
+            docs[task.sc.name] = _finish(task.sc, scenario_dir, run_id, started, [t.result for t in mine], progress)
 
     scheduler.run(tasks, jobs, progress, done)
     return [docs[sc.name] for sc in scenarios]
 
 
 def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
+    """The scenario's folder, run id, and the seconds this took (its PKI, made once for the run)."""
     scenario_dir = out / sc.name
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)  # results of an earlier run of this scenario only
@@ -178,11 +183,12 @@ def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
             Credentials(sc.pki, scenario_dir / "pki")  # once for the run: RSA 4096 keys take seconds
         except LabError:
             pass  # each phase makes its own and reports the failure as its error
-    return scenario_dir, new_run_id(), started
+    return scenario_dir, new_run_id(), time.monotonic() - started
 
 
 def _serial(sc: LoadedScenario, out: Path, progress: Progress, hold) -> dict:
-    scenario_dir, run_id, started = _prepare(sc, out)
+    scenario_dir, run_id, prepared_s = _prepare(sc, out)
+    started = time.monotonic() - prepared_s
     progress.scenario(sc.name, sc.spec.title.en)
     results = []
     phases = sc.spec.phases()

@@ -39,6 +39,7 @@ class Task:
     status: str = "waiting"
     proc: subprocess.Popen | None = None
     buffer: str = ""
+    started: float = 0.0  # monotonic, when its worker was started
 
 
 def default_jobs() -> int:
@@ -55,6 +56,7 @@ def _start(task: Task) -> None:
     task.proc.stdin.write(request)  # nothing on disk that a killed run could leave behind
     task.proc.stdin.close()
     task.status = "starting"
+    task.started = time.monotonic()
 
 
 def _read(task: Task) -> bool:
