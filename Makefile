@@ -56,7 +56,7 @@ list: $(STAMP)
 TEST_WORKERS ?= 4
 
 test: $(STAMP) $(TEST_STAMP)
-	$(PY) -m pytest -q -rfE -n $(TEST_WORKERS) --dist loadgroup tests
+	$(PY) -m pytest -q -rfE -n $(TEST_WORKERS) --dist worksteal tests
 
 bench: $(STAMP)
 	$(LAB) bench --out bench/bench.json

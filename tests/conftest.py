@@ -1,3 +1,5 @@
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +29,9 @@ def lab_available() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
+    # the catalogue's readers first: the first worker starts the longest run at once, and the
+    # other workers are handed the rest meanwhile
+    items.sort(key=lambda item: "catalogue" not in getattr(item, "fixturenames", ()))
     reason = lab_available()
     if reason:
         for item in items:
@@ -48,16 +53,28 @@ def no_leaks():
 class Catalogue:
     out: Path  # OUT/NAME/result.json, report.html, phase folders; OUT/all.xml
     run: subprocess.CompletedProcess
-    left: list  # what the run left behind
+    left: dict  # what the run left behind
 
 
 @pytest.fixture(scope="session")
-def catalogue(tmp_path_factory) -> Catalogue:
+def catalogue(tmp_path_factory, worker_id) -> Catalogue:
     """Every scenario run once, by the command CI runs (`lab run --all --junit`, phases side by
-    side). The tests of phases, JUnit and reports read its results; they share the xdist group
-    "catalogue", so one worker runs it, once."""
-    out = tmp_path_factory.mktemp("catalogue")
-    before = snapshot()
-    run = subprocess.run([sys.executable, "-m", "lab", "run", "--all", "--quiet", "--out", str(out),
-                          "--junit", str(out / "all.xml")], capture_output=True, text=True, cwd=paths.ROOT, timeout=1800)
-    return Catalogue(out, run, snapshot().left_over(before))
+    side). The tests of phases, JUnit and reports read its results, on whichever test worker
+    they land: the first worker to need it runs it under a file lock in the session's shared
+    temporary folder, the others wait for it and read what it wrote (pytest-xdist's pattern for
+    a fixture that must run once; its loadgroup does not group under pytest 9.2)."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    out, record = shared / "catalogue", shared / "catalogue.json"
+    with open(shared / "catalogue.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            before = snapshot()
+            run = subprocess.run([sys.executable, "-m", "lab", "run", "--all", "--quiet", "--out", str(out),
+                                  "--junit", str(out / "all.xml")], capture_output=True, text=True, cwd=paths.ROOT,
+                                 timeout=1800)
+            left = {k: sorted(map(str, v)) for k, v in snapshot().left_over(before).items()}
+            record.write_text(json.dumps({"args": run.args, "returncode": run.returncode, "stdout": run.stdout,
+                                          "stderr": run.stderr, "left": left}))
+    done = json.loads(record.read_text())
+    return Catalogue(out, subprocess.CompletedProcess(done["args"], done["returncode"], done["stdout"],
+                                                      done["stderr"]), done["left"])

@@ -146,7 +146,6 @@ def test_run_needs_a_name_or_all():
 
 
 @pytest.mark.lab
-@pytest.mark.xdist_group("catalogue")
 def test_all_with_junit_counts_every_phase(catalogue):
     import xml.etree.ElementTree as ET
 

@@ -23,7 +23,7 @@ from lab.report import ladder
 from lab.schema.load import LoadedScenario, load_scenario
 from lab.schema.locate import scenario_names
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("catalogue"),
+pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(shutil.which("chromium") is None,
                                  reason="Debian's chromium is installed by make test")]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

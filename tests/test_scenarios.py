@@ -12,7 +12,6 @@ pytestmark = pytest.mark.lab
 SCENARIOS = scenario_names()
 
 
-@pytest.mark.xdist_group("catalogue")
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_phases(name, catalogue):
     """The scenario's run in the catalogue run (`lab run --all`, as CI runs it)."""
