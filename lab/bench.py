@@ -25,6 +25,7 @@ from lab.paths import ROOT
 from lab.progress import Progress
 from lab.runner import diagnose_phase, new_run_id, run_scenarios
 from lab.running_lab import RunningLab
+from lab.scheduler import mem_available_mb
 from lab.schema.load import load_scenario
 
 RTT_PINGS = 50
@@ -124,14 +125,14 @@ def room(name: str, count: int) -> dict:
 
     sc = load_scenario(name)
     seats = [Seat(f"bench{os.getpid()}-{i}") for i in range(count)]
-    before = _mem_available_mb()
+    before = mem_available_mb()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
         try:
             for seat in seats:
                 client.start(seat, sc, Path(tmp), [], "en")
             start_s = time.monotonic() - started
-            used = before - _mem_available_mb()
+            used = before - mem_available_mb()
             busy = _cpu_busy(IDLE_WINDOW_S)
         finally:
             for seat in seats:
@@ -139,13 +140,6 @@ def room(name: str, count: int) -> dict:
     return {"scenario": name, "labs": count, "start_s": round(start_s, 1), "memory_mb": round(used),
             "memory_per_lab_mb": round(used / count, 1), "cpu_busy_idle_pct": round(busy, 1),
             "labs_per_24gib": int(24 * 1024 * 0.9 // (used / count))}
-
-
-def _mem_available_mb() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _cpu_busy(seconds: float) -> float:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from rich.live import Live
 
@@ -40,11 +41,25 @@ class Task:
     proc: subprocess.Popen | None = None
     buffer: str = ""
     started: float = 0.0  # monotonic, when its worker was started
+    ready: Callable[[], bool] = lambda: True  # False while what its phase needs is being made
+
+
+LAB_MB = 200  # a phase's lab at its largest, with room to spare (a tcp-asym lab: about 113 MB)
 
 
 def default_jobs() -> int:
-    """Labs mostly wait on timers, not on the CPU: two per core."""
-    return 2 * (os.cpu_count() or 1)
+    """Labs mostly wait on timers, not on the CPU: two per core, as many as the memory
+    available holds. Four per core ran the catalogue faster on 2 cores (57 s, from 88 s) and
+    passed 230 of 230 runs idle, but with both cores loaded dnat-port-mismatch missed a
+    symptom once in 115 runs; two per core passed 320 of 320 that way."""
+    return max(1, min(2 * (os.cpu_count() or 1), int(mem_available_mb() // LAB_MB)))
+
+
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _start(task: Task) -> None:
@@ -104,8 +119,8 @@ def run(tasks: list[Task], jobs: int, console_progress: Progress, on_done) -> No
         if live:
             live.start()
         while pending or running:
-            while pending and len(running) < jobs:
-                task = pending.pop(0)
+            while len(running) < jobs and (task := next((t for t in pending if t.ready()), None)):
+                pending.remove(task)
                 _start(task)
                 selector.register(task.proc.stdout, selectors.EVENT_READ, task)
                 running.append(task)

@@ -1,14 +1,19 @@
-"""lab run --all -j: what a scenario's result says about its own time (no lab is built)."""
+"""lab run --all -j: when phases start, and what a scenario's result says about its own time
+(no lab is built)."""
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
 from lab import runner, scheduler
 from lab.progress import Progress
 from lab.schema.load import load_scenario
 
 
 def test_a_scenario_is_timed_from_its_own_first_phase_not_from_the_run_start(tmp_path, monkeypatch):
-    """Every scenario is prepared before any phase runs; one whose phases wait 100 s behind
-    others' for a job took 3 s, not 103 s."""
+    """A scenario whose phases waited 100 s behind others' for a job took 3 s, not 103 s."""
     clock = [0.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: clock[0]))  # the runner's clock only
     monkeypatch.setattr("lab.report.html.write", lambda *args, **kwargs: None)
 
     def run(tasks, jobs, progress, on_done):
@@ -23,3 +28,32 @@ def test_a_scenario_is_timed_from_its_own_first_phase_not_from_the_run_start(tmp
     monkeypatch.setattr(scheduler, "run", run)
     [doc] = runner.run_scenarios([load_scenario("psk-mismatch")], tmp_path, Progress(quiet=True), jobs=4)
     assert doc["duration_s"] == 3.0
+
+
+def test_a_phase_waits_until_what_it_needs_is_ready(monkeypatch):
+    """A scenario's phases start only once its PKI is made, even with a job free: meanwhile the
+    other scenario's phases run."""
+    order = []
+
+    def start(task):  # a worker that only answers
+        order.append(task.phase)
+        result = json.dumps({"result": {"name": task.phase, "passed": True}})
+        task.proc = subprocess.Popen([sys.executable, "-c", f"print({result!r})"], stdout=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(scheduler, "_start", start)
+    sc = load_scenario("psk-mismatch")
+    waiting = scheduler.Task(sc, {}, "waiting", None, "r1", ready=lambda: len(order) == 2)
+    others = [scheduler.Task(sc, {}, f"other{i}", None, "r2") for i in (1, 2)]
+    scheduler.run([waiting, *others], 3, Progress(quiet=True), lambda task: None)
+    assert order == ["other1", "other2", "waiting"]
+    assert all(t.result["passed"] for t in (waiting, *others))
+
+
+def test_default_jobs_two_per_core_as_memory_allows(monkeypatch):
+    monkeypatch.setattr(scheduler.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(scheduler, "mem_available_mb", lambda: 24 * 1024)
+    assert scheduler.default_jobs() == 4
+    monkeypatch.setattr(scheduler, "mem_available_mb", lambda: 700)  # three labs of 200 MB
+    assert scheduler.default_jobs() == 3
+    monkeypatch.setattr(scheduler, "mem_available_mb", lambda: 50)
+    assert scheduler.default_jobs() == 1
