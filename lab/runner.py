@@ -155,7 +155,8 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
     docs: dict[str, dict] = {}
     # a scenario's PKI (RSA 4096 keys take seconds) is made while other scenarios' phases run;
     # its own phases wait for it
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
         runs = {sc.name: pool.submit(_prepare, sc, out) for sc in scenarios}
         run_ids = {sc.name: new_run_id() for sc in scenarios}
         tasks = [scheduler.Task(sc, sc.params, phase, out / sc.name / phase, run_ids[sc.name], ready=runs[sc.name].done)
@@ -174,6 +175,8 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
                                              [t.result for t in mine], progress)
 
         scheduler.run(tasks, jobs, progress, done)
+    finally:
+        pool.shutdown(cancel_futures=True)  # Ctrl-C: no PKI is started for a run that is over
     return [docs[sc.name] for sc in scenarios]
 
 
