@@ -8,9 +8,11 @@ fix:      the fault and then the fix applied, the healthy checks must hold again
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -150,28 +152,36 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
         return [_serial(sc, out, progress, hold) for sc in scenarios]
     from lab import scheduler
 
-    runs = {sc.name: _prepare(sc, out) for sc in scenarios}
-    tasks = [scheduler.Task(sc, sc.params, phase, runs[sc.name][0] / phase, runs[sc.name][1])
-             for sc in scenarios for phase in sc.spec.phases()]
     docs: dict[str, dict] = {}
+    # a scenario's PKI (RSA 4096 keys take seconds) is made while other scenarios' phases run;
+    # its own phases wait for it
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
+        runs = {sc.name: pool.submit(_prepare, sc, out) for sc in scenarios}
+        run_ids = {sc.name: new_run_id() for sc in scenarios}
+        tasks = [scheduler.Task(sc, sc.params, phase, out / sc.name / phase, run_ids[sc.name], ready=runs[sc.name].done)
+                 for sc in scenarios for phase in sc.spec.phases()]
 
-    def done(task: "scheduler.Task") -> None:
-        mine = [t for t in tasks if t.sc.name == task.sc.name]
-        if all(t.result is not None for t in mine):
-            progress.scenario(task.sc.name, task.sc.spec.title.en)
-            scheduler.show(progress, mine, PHASE_HEADERS)
-            scenario_dir, run_id, prepared_s = runs[task.sc.name]
-            # its own time: preparing it, then from its first phase's start (not the time it
-            # waited behind other scenarios' phases for a job)
-            started = min(t.started for t in mine) - prepared_s
-            docs[task.sc.name] = _finish(task.sc, scenario_dir, run_id, started, [t.result for t in mine], progress)
+        def done(task: "scheduler.Task") -> None:
+            mine = [t for t in tasks if t.sc.name == task.sc.name]
+            if all(t.result is not None for t in mine):
+                progress.scenario(task.sc.name, task.sc.spec.title.en)
+                scheduler.show(progress, mine, PHASE_HEADERS)
+                prepared_s = runs[task.sc.name].result()
+                # its own time: preparing it, then from its first phase's start (not the time it
+                # waited behind other scenarios' phases for a job)
+                started = min(t.started for t in mine) - prepared_s
+                docs[task.sc.name] = _finish(task.sc, out / task.sc.name, task.run_id, started,
+                                             [t.result for t in mine], progress)
 
-    scheduler.run(tasks, jobs, progress, done)
+        scheduler.run(tasks, jobs, progress, done)
+    finally:
+        pool.shutdown(cancel_futures=True)  # Ctrl-C: no PKI is started for a run that is over
     return [docs[sc.name] for sc in scenarios]
 
 
-def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
-    """The scenario's folder, run id, and the seconds this took (its PKI, made once for the run)."""
+def _prepare(sc: LoadedScenario, out: Path) -> float:
+    """The scenario's folder, emptied, and its PKI, made once for the run: the seconds it took."""
     scenario_dir = out / sc.name
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)  # results of an earlier run of this scenario only
@@ -180,15 +190,15 @@ def _prepare(sc: LoadedScenario, out: Path) -> tuple[Path, str, float]:
     if sc.pki.cas or sc.pki.certs:
         from lab.strongswan.pki import Credentials
         try:
-            Credentials(sc.pki, scenario_dir / "pki")  # once for the run: RSA 4096 keys take seconds
+            Credentials(sc.pki, scenario_dir / "pki")  # RSA 4096 keys take seconds
         except LabError:
             pass  # each phase makes its own and reports the failure as its error
-    return scenario_dir, new_run_id(), time.monotonic() - started
+    return time.monotonic() - started
 
 
 def _serial(sc: LoadedScenario, out: Path, progress: Progress, hold) -> dict:
-    scenario_dir, run_id, prepared_s = _prepare(sc, out)
-    started = time.monotonic() - prepared_s
+    started = time.monotonic() - _prepare(sc, out)
+    scenario_dir, run_id = out / sc.name, new_run_id()
     progress.scenario(sc.name, sc.spec.title.en)
     results = []
     phases = sc.spec.phases()

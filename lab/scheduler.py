@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from rich.live import Live
 
@@ -40,6 +41,7 @@ class Task:
     proc: subprocess.Popen | None = None
     buffer: str = ""
     started: float = 0.0  # monotonic, when its worker was started
+    ready: Callable[[], bool] = lambda: True  # False while what its phase needs is being made
 
 
 LAB_MB = 200  # a phase's lab at its largest, with room to spare (a tcp-asym lab: about 113 MB)
@@ -117,8 +119,8 @@ def run(tasks: list[Task], jobs: int, console_progress: Progress, on_done) -> No
         if live:
             live.start()
         while pending or running:
-            while pending and len(running) < jobs:
-                task = pending.pop(0)
+            while len(running) < jobs and (task := next((t for t in pending if t.ready()), None)):
+                pending.remove(task)
                 _start(task)
                 selector.register(task.proc.stdout, selectors.EVENT_READ, task)
                 running.append(task)

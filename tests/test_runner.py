@@ -1,5 +1,8 @@
-"""lab run --all -j: what a scenario's result says about its own time, and how many phases run at
-once (no lab is built)."""
+"""lab run --all -j: when phases start, and what a scenario's result says about its own time
+(no lab is built)."""
+import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 from lab import runner, scheduler
@@ -25,6 +28,25 @@ def test_a_scenario_is_timed_from_its_own_first_phase_not_from_the_run_start(tmp
     monkeypatch.setattr(scheduler, "run", run)
     [doc] = runner.run_scenarios([load_scenario("psk-mismatch")], tmp_path, Progress(quiet=True), jobs=4)
     assert doc["duration_s"] == 3.0
+
+
+def test_a_phase_waits_until_what_it_needs_is_ready(monkeypatch):
+    """A scenario's phases start only once its PKI is made, even with a job free: meanwhile the
+    other scenario's phases run."""
+    order = []
+
+    def start(task):  # a worker that only answers
+        order.append(task.phase)
+        result = json.dumps({"result": {"name": task.phase, "passed": True}})
+        task.proc = subprocess.Popen([sys.executable, "-c", f"print({result!r})"], stdout=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(scheduler, "_start", start)
+    sc = load_scenario("psk-mismatch")
+    waiting = scheduler.Task(sc, {}, "waiting", None, "r1", ready=lambda: len(order) == 2)
+    others = [scheduler.Task(sc, {}, f"other{i}", None, "r2") for i in (1, 2)]
+    scheduler.run([waiting, *others], 3, Progress(quiet=True), lambda task: None)
+    assert order == ["other1", "other2", "waiting"]
+    assert all(t.result["passed"] for t in (waiting, *others))
 
 
 def test_default_jobs_two_per_core_as_memory_allows(monkeypatch):
