@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def soak(names: list[str], runs: int, load: bool, jobs: int, out: Path, progress
             with tempfile.TemporaryDirectory(prefix="soak-ipsec-lab-") as tmp:
                 for sc, result in zip(scenarios, run_scenarios(scenarios, Path(tmp), Progress(quiet=True), jobs=jobs)):
                     _record(records[sc.name], sc, result, i)
+                    _keep_failed(records[sc.name], i, Path(tmp) / sc.name, out.with_name(f"{out.stem}-failures"))
             failed = [r["scenario"] for r in records.values() if any(f["run"] == i for f in r["failures"])]
             progress.step(f"round {i}/{runs}: {len(names) - len(failed)}/{len(names)} scenarios passed in "
                           f"{time.monotonic() - started:.0f}s" + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -70,6 +72,17 @@ def _record(record: dict, sc: LoadedScenario, result: dict, run: int) -> None:
         got = phase.get("diagnosis") or {}
         if (got.get("class"), got.get("step")) != ((expected.class_, expected.step) if expected else (None, None)):
             record["failures"].append({"run": run, "phase": phase["name"], "diagnosis": got})
+
+
+def _keep_failed(record: dict, run: int, scenario_dir: Path, kept: Path) -> None:
+    """A failing run's folder (captures, charon logs, result.json) outlives the round, so a rare
+    failure can be read afterwards; its failures name where."""
+    failures = [f for f in record["failures"] if f["run"] == run]
+    if failures:
+        target = kept / f"{record['scenario']}-run{run}"
+        shutil.copytree(scenario_dir, target, dirs_exist_ok=True)
+        for failure in failures:
+            failure["kept"] = str(target)
 
 
 def _write(doc: dict, out: Path) -> None:

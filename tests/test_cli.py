@@ -190,3 +190,4 @@ def test_soak_records_runs_and_judges_every_phase(tmp_path, no_leaks):
     assert out.returncode == 0, out.stdout + out.stderr
     [record] = json.loads((tmp_path / "soak.json").read_text())["scenarios"]
     assert (record["runs"], record["passed"], record["failures"]) == (1, 1, [])
+    assert not (tmp_path / "soak-failures").exists()  # only failing runs are kept
