@@ -197,7 +197,8 @@ def _prepare(sc: LoadedScenario, out: Path) -> float:
 
 
 def _serial(sc: LoadedScenario, out: Path, progress: Progress, hold) -> dict:
-    started = time.monotonic() - _prepare(sc, out)
+    started = time.monotonic()
+    _prepare(sc, out)
     scenario_dir, run_id = out / sc.name, new_run_id()
     progress.scenario(sc.name, sc.spec.title.en)
     results = []
