@@ -10,9 +10,9 @@ import pytest
 
 from lab import paths
 from lab.diagnose.engine import run
+from tests.field_data import FIELD
 
 HERE = Path(__file__).parent / "diagnose"
-FIELD = paths.ROOT.parent / "shared" / "field-data"
 LAB = [sys.executable, "-m", "lab"]
 
 # strongSwan's failure tests (field-data/strongswan-tests): the class their asserted log lines make

@@ -1,13 +1,13 @@
-"""The decoder on public captures nobody here made (/work/shared/field-data/captures): each is read
+"""The decoder on public captures nobody here made (field-data/captures, tests/field_data.py): each is read
 without exception, and shows the facts an engineer reads in it (the study of these files:
 /work/research/field-data/captures.md and decoding-traps.md; "#n" is the record number)."""
-from pathlib import Path
 
 import pytest
 
 from lab.capture import packets
+from tests.field_data import FIELD as FIELD_DATA
 
-FIELD = Path("/work/shared/field-data/captures")
+FIELD = FIELD_DATA / "captures"
 pytestmark = pytest.mark.skipif(not FIELD.is_dir(), reason="the field captures are not on this machine")
 RECORDS = {  # records per file, per the study
     "openswan__lp08-parentR1__parentR1notify.pcap": 2, "suricata-verify__IKEv2_SA_INIT_2-8-weak.pcap": 1,
