@@ -9,23 +9,29 @@ Ctrl-C or SIGTERM stops every worker, each tearing its lab down, before `lab run
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import selectors
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from multiprocessing.connection import Connection
 from typing import Callable
 
 from rich.live import Live
 
+from lab import worker
 from lab.clean import kill_marked
+from lab.owner import Owner
 from lab.progress import Progress, replay
 from lab.schema.load import LoadedScenario
-from lab.worker import die_with_parent
 
 STOP_TIMEOUT = 30.0
+# Workers are forked from one process that imported the lab once (lab.worker says why); it is
+# started with the first worker and exits with `lab run`.
+_FORK_SERVER = multiprocessing.get_context("forkserver")
+_FORK_SERVER.set_forkserver_preload(["lab.worker"])
 
 
 @dataclass
@@ -62,14 +68,43 @@ def mem_available_mb() -> float:
     return 0.0
 
 
+class Worker:
+    """A phase worker (lab.worker.serve) forked from the fork server, driven like a Popen."""
+
+    def __init__(self, request: dict):
+        read_end, write_end = os.pipe()
+        self.stdout = os.fdopen(read_end, "rb", buffering=0)
+        out = Connection(write_end, readable=False)
+        self._process = _FORK_SERVER.Process(target=worker.serve, args=(request, out, Owner.me()),
+                                             name=f"lab-{request['run_id']}-{request['phase']}")
+        self._process.start()
+        out.close()  # the worker holds the only write end: its exit is the end of its output
+        self.pid = self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self._process.name, timeout)
+        self.stdout.close()
+        return self._process.exitcode
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
 def _start(task: Task) -> None:
-    request = json.dumps({"scenario": str(task.sc.path), "params": task.params, "phase": task.phase,
-                          "phase_dir": str(task.phase_dir), "run_id": task.run_id})
-    task.proc = subprocess.Popen([sys.executable, "-m", "lab.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent,
-                                 cwd=Path(__file__).parent.parent)
-    task.proc.stdin.write(request)  # nothing on disk that a killed run could leave behind
-    task.proc.stdin.close()
+    task.proc = Worker({"scenario": str(task.sc.path), "params": task.params, "phase": task.phase,
+                        "phase_dir": str(task.phase_dir), "run_id": task.run_id})
     task.status = "starting"
     task.started = time.monotonic()
 

@@ -48,12 +48,21 @@ def _parent(pid: int) -> int | None:
         return None
 
 
+def descends(pid: int | None, root: int) -> bool:
+    """`pid` is `root` or below it: a `lab run`'s phase workers are children of its fork server."""
+    while pid and pid != 1:
+        if pid == root:
+            return True
+        pid = _parent(pid)
+    return False
+
+
 def lab_charons_of(root: int) -> list[int]:
-    """charon processes of labs owned by `root` or by its children (phase workers of a `lab run`)."""
+    """charon processes of labs owned by `root` or by its phase workers."""
     found = []
     for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         marked = owner.process_marks(pid)
-        if marked and marked[1] and root in (marked[1].pid, _parent(marked[1].pid)):
+        if marked and marked[1] and descends(marked[1].pid, root):
             try:
                 if open(f"/proc/{pid}/comm").read().strip() == "charon":
                     found.append(pid)

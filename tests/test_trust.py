@@ -60,11 +60,11 @@ def test_a_daemon_that_dies_says_why(tmp_path, monkeypatch, no_leaks):
 def _runs_owned_by(root: int) -> set[str]:
     """Run ids of labs owned by `root` or by one of its phase workers."""
     from lab import owner
-    from tests.leaks import _parent
+    from tests.leaks import descends
     runs = set()
     for other in map(int, filter(str.isdigit, os.listdir("/proc"))):
         marked = owner.process_marks(other)
-        if marked and marked[1] and root in (marked[1].pid, _parent(marked[1].pid)):
+        if marked and marked[1] and descends(marked[1].pid, root):
             runs.add(marked[0])
     return runs
 
