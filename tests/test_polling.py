@@ -48,3 +48,26 @@ def test_throughout_fails_as_soon_as_broken():
 def test_throughout_passes_only_after_whole_window():
     result = evaluate(Flip(within=0.4, positive=False, holds_first=True, flip_after=10), lab=None)
     assert result.passed and result.duration_s >= 0.4 and result.mode == "throughout 0.4s"
+
+
+class Pings:
+    """A lab whose pings are answered as `replies` says, in turn."""
+
+    def __init__(self, replies: list[bool]):
+        self.replies = iter(replies)
+
+    def exec(self, node, argv, check=True):
+        from types import SimpleNamespace
+        return SimpleNamespace(returncode=0 if next(self.replies) else 1, stdout="")
+
+
+def test_lost_counts_unanswered_pings_up_to_min_lost():
+    """A loss must recur `min_lost` times: one ping lost as an SA was replaced is not the symptom."""
+    from lab.checks.reachability import PingCheck
+
+    check = PingCheck.model_validate({"from": "pc", "to": "192.0.2.1", "expect": "lost", "min_lost": 2,
+                                      "interval": 0.01, "within": 0.5})
+    result = evaluate(check, Pings([False, True, True, False, True]))
+    assert result.passed and result.observed.endswith("(2 of 4 unanswered)")
+    result = evaluate(check, Pings([False] + [True] * 1000))  # the count starts again with each evaluation
+    assert not result.passed and "(1 of " in result.observed

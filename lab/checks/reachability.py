@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, model_validator
 
 from lab.checks import Check, Probe, register
 from lab.schema.refs import NodeRef, Ref
@@ -20,9 +20,22 @@ class PingCheck(Check):
     from_: NodeName = Field(alias="from")
     to: IpAddr
     # ok: a reply comes (eventually); fails: no reply all window long;
-    # lost: some ping goes unanswered within the window; steady: every ping is answered all window long
+    # lost: `min_lost` pings go unanswered within the window; steady: every ping is answered all window long
     expect: Literal["ok", "fails", "lost", "steady"] = "ok"
+    # more than one: a loss that recurs, not the one ping that met a rekeying's instant without an SA
+    min_lost: int = Field(1, ge=1, le=100)
     size: int = Field(56, ge=0, le=65507)
+    _sent: int = PrivateAttr(0)
+    _lost: int = PrivateAttr(0)
+
+    @model_validator(mode="after")
+    def _lost_only(self) -> "PingCheck":
+        if self.min_lost > 1 and self.expect != "lost":
+            raise ValueError("min_lost counts unanswered pings; allowed: only with expect: lost")
+        return self
+
+    def begin(self) -> None:
+        self._sent = self._lost = 0
 
     def refs(self) -> list[Ref]:
         return [NodeRef(("from",), self.from_)]
@@ -31,7 +44,8 @@ class PingCheck(Check):
         return self.expect in ("ok", "lost")
 
     def expectation(self) -> str:
-        return f"ping {self.from_} -> {self.to} {self.expect}"
+        times = f" x{self.min_lost}" if self.min_lost > 1 else ""
+        return f"ping {self.from_} -> {self.to} {self.expect}{times}"
 
     def argv(self) -> list[str]:
         return ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to]
@@ -45,4 +59,8 @@ class PingCheck(Check):
         rtt = re.search(r"time=([\d.]+) ms", proc.stdout)
         observed = (f"{self.from_} -> {self.to}: reply" + (f" in {rtt.group(1)} ms" if rtt else "")
                     if replied else f"{self.from_} -> {self.to}: no reply within 1 s")
+        if self.expect == "lost":
+            self._sent += 1
+            self._lost += not replied
+            return Probe(self._lost >= self.min_lost, f"{observed} ({self._lost} of {self._sent} unanswered)")
         return Probe(replied == (self.expect in ("ok", "steady")), observed)
