@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from lab.capture.tcpdump import kernel_drops
-from lab.checks import CheckResult, evaluate
+from lab.checks import CheckResult, observe
 from lab.errors import LabError
 from lab.running_lab import RunningLab
 from lab.progress import Progress
@@ -116,8 +116,7 @@ def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progr
                 progress.step(f"{section}: {step.linux()}".splitlines()[0])
                 step.apply(lab)
                 result.steps.append({"section": section, "kind": step.kind, "linux": step.linux()})
-            for check in checks:
-                outcome = evaluate(check, lab, lambda e, w, t=check.title(): progress.waiting(label, t, e, w))
+            for outcome in observe(checks, lab, lambda c, e, w: progress.waiting(label, c.title(), e, w)):
                 progress.check(outcome)
                 result.checks.append(outcome)
             result.notes = [o for c in lab_charons(lab) for o in c.outcomes]
@@ -174,20 +173,19 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
                 docs[task.sc.name] = _finish(task.sc, out / task.sc.name, task.run_id, started,
                                              [t.result for t in mine], progress)
 
-        scheduler.run(sorted(tasks, key=lambda t: expected_s(t.sc, t.phase), reverse=True),  # the longest first
-                      jobs, progress, done)
+        # the longest scenarios first; a scenario's phases side by side, so its time is its own
+        scheduler.run(sorted(tasks, key=lambda t: expected_s(t.sc), reverse=True), jobs, progress, done)
     finally:
         pool.shutdown(cancel_futures=True)  # Ctrl-C: no PKI is started for a run that is over
     return [docs[sc.name] for sc in scenarios]
 
 
-def expected_s(sc: LoadedScenario, phase: str) -> float:
-    """About how long a phase holds its job: its negative checks' windows, or the scenario's
-    longest lab timer (a timer scenario's fault phase waits for it). Phases started longest
-    first keep the last ones short: the catalogue's timer phases (10-15 s) then run beside the
-    many 1-3 s ones instead of after them."""
-    windows = sum(c.within for c in sc.spec.checks(phase) if not c.eventually())
-    return max([windows, *(t.lab for t in sc.timers.values())])
+def expected_s(sc: LoadedScenario) -> float:
+    """About how long a scenario's longest phase holds its job: its negative checks' windows, or
+    the longest lab timer (a timer scenario's fault phase waits for it). Started longest first,
+    the catalogue's timer phases (10-15 s) run beside the many 1-3 s ones, not after them."""
+    windows = [sum(c.within for c in sc.spec.checks(phase) if not c.eventually()) for phase in sc.spec.phases()]
+    return max([*windows, *(t.lab for t in sc.timers.values())])
 
 
 def _prepare(sc: LoadedScenario, out: Path) -> float:

@@ -71,3 +71,32 @@ def test_lost_counts_unanswered_pings_up_to_min_lost():
     assert result.passed and result.observed.endswith("(2 of 4 unanswered)")
     result = evaluate(check, Pings([False] + [True] * 1000))  # the count starts again with each evaluation
     assert not result.passed and "(1 of " in result.observed
+
+
+def test_negative_checks_in_a_row_share_the_longest_window():
+    """Side by side: both watch 0.6 s (the longer window), in about 0.6 s, not 0.9 s; the results
+    keep the scenario's order, and a check that breaks still fails at once."""
+    from lab.checks import observe
+
+    checks = [Flip(within=0.3, positive=False, holds_first=True, flip_after=10, name="short"),
+              Flip(within=0.6, positive=False, holds_first=True, flip_after=10, name="long"),
+              Flip(within=0.6, positive=False, holds_first=True, flip_after=0.1, name="breaks")]
+    started = time.monotonic()
+    results = list(observe(checks, lab=None))
+    assert 0.6 <= time.monotonic() - started < 0.85
+    assert [r.name for r in results] == ["short", "long", "breaks"]
+    assert [r.passed for r in results] == [True, True, False]
+    assert results[0].mode == "throughout 0.6s" and results[0].duration_s >= 0.6
+    assert results[2].duration_s < 0.4
+
+
+def test_a_positive_check_splits_the_negative_ones():
+    """An eventually check between two negative ones: three observations one after the other."""
+    from lab.checks import observe
+
+    checks = [Flip(within=0.3, positive=False, holds_first=True, flip_after=10),
+              Flip(within=2, positive=True, holds_first=False, flip_after=0.2),
+              Flip(within=0.3, positive=False, holds_first=True, flip_after=10)]
+    started = time.monotonic()
+    assert all(r.passed for r in observe(checks, lab=None))
+    assert time.monotonic() - started >= 0.8

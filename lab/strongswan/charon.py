@@ -55,6 +55,8 @@ class CharonDaemon:
         self._proc: subprocess.Popen | None = None
         self._session = None
         self._socket: socket.socket | None = None
+        # one request at a time on the session: checks observed side by side share it
+        self._session_lock = threading.Lock()
         self._initiators: list[threading.Thread] = []
         self.outcomes: list[str] = []
 
@@ -193,7 +195,8 @@ class CharonDaemon:
     def _vici(self, command: str, call):
         """A vici request; a daemon that died meanwhile is reported with its reason."""
         try:
-            return call()
+            with self._session_lock:
+                return call()
         except Exception as exc:  # vici's own errors, or the socket of a dead daemon
             if self._proc is not None and self._proc.poll() is not None:
                 raise died(f"charon on {self.node}", self._proc.returncode, self.dir / "charon.stdout",

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from lab.checks import evaluate
+from lab.checks import observe
 from lab.running_lab import RunningLab
 from lab.runner import PhaseResult, document, new_run_id, phase_steps
 from lab.schema.load import load_scenario
@@ -58,7 +58,7 @@ def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
     for step in sc.spec.start:
         step.apply(lab)
         phase.steps.append({"section": "start", "kind": step.kind, "linux": step.linux()})
-    phase.checks = [evaluate(c, lab) for c in sc.spec.healthy]
+    phase.checks = list(observe(sc.spec.healthy, lab))
     phase.passed = all(c.passed for c in phase.checks)
     phase.duration_s = round(time.monotonic() - started, 3)
     doc = document(sc, lab.run_id, phase.passed, phase.duration_s, [phase.as_dict()], lab.phase_dir)
