@@ -135,7 +135,7 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
         junit: Optional[Path] = typer.Option(None, "--junit", help="write JUnit XML: a testcase per scenario phase"),
         keep: bool = typer.Option(False, "--keep", help="leave a failing phase's lab up for inspection (serial)"),
         jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
-                                           help="phases at once, across scenarios (default: 2 per core, as memory allows)"),
+                                           help="phases at once, across scenarios (default: 4 per core, as memory allows)"),
         serial: bool = typer.Option(False, "--serial", help="one phase after the other, in this process"),
         shard: Optional[str] = typer.Option(None, "--shard", help="K/N: the K-th of N stable parts of --all "
                                                                   "(a CI matrix of N jobs runs each scenario once)"),
@@ -233,7 +233,7 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
 def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (default: all)"),
          runs: int = typer.Option(20, "--runs", min=1, help="runs of each scenario"),
          load: bool = typer.Option(False, "--load", help="one CPU-bound process per core beside the labs"),
-         jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="phases at once (default: 2 per core, as memory allows)"),
+         jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="phases at once (default: 4 per core, as memory allows)"),
          out: Path = typer.Option(Path("results/soak.json"), "--out")) -> None:
     """Run scenarios many times (optionally under CPU load); write pass rates and every failure as JSON."""
     from lab.progress import Progress

@@ -156,10 +156,13 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
     # its own phases wait for it
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     try:
-        runs = {sc.name: pool.submit(_prepare, sc, out) for sc in scenarios}
+        # the longest scenarios first (prepared first, so ready in that order): the timer
+        # scenarios' 10-15 s phases run beside the many 1-3 s ones, not after them
+        longest_first = sorted(scenarios, key=expected_s, reverse=True)
+        runs = {sc.name: pool.submit(_prepare, sc, out) for sc in longest_first}
         run_ids = {sc.name: new_run_id() for sc in scenarios}
         tasks = [scheduler.Task(sc, sc.params, phase, out / sc.name / phase, run_ids[sc.name], ready=runs[sc.name].done)
-                 for sc in scenarios for phase in sc.spec.phases()]
+                 for sc in longest_first for phase in sc.spec.phases()]
 
         def done(task: "scheduler.Task") -> None:
             mine = [t for t in tasks if t.sc.name == task.sc.name]
@@ -173,8 +176,7 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
                 docs[task.sc.name] = _finish(task.sc, out / task.sc.name, task.run_id, started,
                                              [t.result for t in mine], progress)
 
-        # the longest scenarios first; a scenario's phases side by side, so its time is its own
-        scheduler.run(sorted(tasks, key=lambda t: expected_s(t.sc), reverse=True), jobs, progress, done)
+        scheduler.run(tasks, jobs, progress, done)
     finally:
         pool.shutdown(cancel_futures=True)  # Ctrl-C: no PKI is started for a run that is over
     return [docs[sc.name] for sc in scenarios]
@@ -182,8 +184,7 @@ def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress
 
 def expected_s(sc: LoadedScenario) -> float:
     """About how long a scenario's longest phase holds its job: its negative checks' windows, or
-    the longest lab timer (a timer scenario's fault phase waits for it). Started longest first,
-    the catalogue's timer phases (10-15 s) run beside the many 1-3 s ones, not after them."""
+    the longest lab timer (a timer scenario's fault phase waits for it)."""
     windows = [sum(c.within for c in sc.spec.checks(phase) if not c.eventually()) for phase in sc.spec.phases()]
     return max([*windows, *(t.lab for t in sc.timers.values())])
 

@@ -49,11 +49,31 @@ def test_a_phase_waits_until_what_it_needs_is_ready(monkeypatch):
     assert all(t.result["passed"] for t in (waiting, *others))
 
 
-def test_default_jobs_two_per_core_as_memory_allows(monkeypatch):
+def test_default_jobs_four_per_core_as_memory_allows(monkeypatch):
     monkeypatch.setattr(scheduler.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(scheduler, "mem_available_mb", lambda: 24 * 1024)
-    assert scheduler.default_jobs() == 4
+    assert scheduler.default_jobs() == 8
     monkeypatch.setattr(scheduler, "mem_available_mb", lambda: 700)  # three labs of 200 MB
     assert scheduler.default_jobs() == 3
     monkeypatch.setattr(scheduler, "mem_available_mb", lambda: 50)
     assert scheduler.default_jobs() == 1
+
+
+def test_a_scenario_begun_takes_the_next_free_job():
+    """Its phases run side by side: a free job goes to the begun scenario's next phase before a
+    longer scenario that has just become ready, so its time is not the wait between its phases."""
+    long, short = load_scenario("dpd-nat-timeout"), load_scenario("psk-mismatch")
+    ready = {"dpd-nat-timeout": False}
+    pending = [scheduler.Task(long, {}, "baseline", None, "r1", ready=lambda: ready["dpd-nat-timeout"]),
+               scheduler.Task(short, {}, "baseline", None, "r2"), scheduler.Task(short, {}, "fault", None, "r2")]
+    assert scheduler._next(pending, set()) is pending[1]
+    ready["dpd-nat-timeout"] = True
+    assert scheduler._next(pending[1:] + pending[:1], set()) is pending[1]  # none begun: the list's order
+    assert scheduler._next(pending, {"psk-mismatch"}) is pending[1]
+    assert scheduler._next(pending, set()) is pending[0]
+
+
+def test_the_longest_scenarios_are_started_first():
+    names = [load_scenario(n) for n in ("psk-mismatch", "dpd-nat-timeout", "rekey-reauth-collision")]
+    assert [sc.name for sc in sorted(names, key=runner.expected_s, reverse=True)] == \
+        ["rekey-reauth-collision", "dpd-nat-timeout", "psk-mismatch"]
