@@ -65,7 +65,7 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
         runs = []
         for _ in range(repeat):
             with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
-                [result] = run_scenarios([sc], Path(tmp), Progress(quiet=True), jobs=3)
+                [result] = run_scenarios([sc], Path(tmp), Progress(quiet=True), jobs=len(sc.spec.phases()))
                 for phase in sc.spec.phases():
                     started = time.monotonic()
                     diagnose_phase(Path(tmp) / sc.name / phase)
