@@ -81,10 +81,6 @@ class Worker:
         out.close()  # the worker holds the only write end: its exit is the end of its output
         self.pid = self._process.pid
 
-    @property
-    def returncode(self) -> int | None:
-        return self._process.exitcode
-
     def poll(self) -> int | None:
         return self._process.exitcode
 
@@ -173,11 +169,11 @@ def run(tasks: list[Task], jobs: int, console_progress: Progress, on_done) -> No
                 task = key.data
                 if not _read(task):
                     selector.unregister(task.proc.stdout)
-                    task.proc.wait()
+                    code = task.proc.wait()
                     running.remove(task)
                     if task.result is None:
                         said = " / ".join(e["args"][0] for e in task.events[-3:] if e["call"] == "step")
-                        task.result = _failed(task, f"phase worker exited ({task.proc.returncode}) without a "
+                        task.result = _failed(task, f"phase worker exited ({code}) without a "
                                                     f"result: {said}")
                     on_done(task)
             if live:
