@@ -100,3 +100,26 @@ def test_a_positive_check_splits_the_negative_ones():
     started = time.monotonic()
     assert all(r.passed for r in observe(checks, lab=None))
     assert time.monotonic() - started >= 0.8
+
+
+class Breaks(Flip):
+    """A negative check whose probe fails (a dead daemon, say) after 0.2 s."""
+
+    def probe(self, lab) -> Probe:
+        self.started = self.started or time.monotonic()
+        if time.monotonic() - self.started >= 0.2:
+            raise RuntimeError("charon died")
+        return Probe(True, "holds")
+
+
+def test_checks_side_by_side_stop_when_one_cannot_go_on():
+    """An error (or Ctrl-C) stops the whole group at once: the lab is torn down now, not when the
+    longest window beside it would have ended."""
+    import pytest
+    from lab.checks import observe
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="charon died"):
+        list(observe([Flip(within=10, positive=False, holds_first=True, flip_after=100),
+                      Breaks(within=10, positive=False)], lab=None))
+    assert time.monotonic() - started < 1.0

@@ -7,8 +7,9 @@ that is merely slow cannot pass it by accident. Each result keeps what was seen.
 """
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
@@ -96,10 +97,12 @@ def check_union() -> Any:
 
 
 def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float], None] | None = None,
-             window: float | None = None) -> CheckResult:
+             window: float | None = None, abandon: threading.Event | None = None) -> CheckResult:
     """Poll `check` until it is decided; `on_probe(elapsed, window)` feeds progress output.
-    `window`: observe a negative check that long instead of its own `within` (see `observe`)."""
+    `window`: observe a negative check that long instead of its own `within` (see `observe`).
+    `abandon`: once set, stop polling (undecided, so not passed): the phase is being stopped."""
     window = check.within if window is None else window
+    abandon = abandon or threading.Event()
     start = time.monotonic()
     deadline = start + window
     eventually = check.eventually()
@@ -113,7 +116,9 @@ def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float],
         if decided or now >= deadline:
             passed = probe.holds
             break
-        time.sleep(min(check.interval, max(0.0, deadline - now)))
+        if abandon.wait(min(check.interval, max(0.0, deadline - now))):
+            passed = False
+            break
     return CheckResult(name=check.title(), kind=check.kind, expect=check.expectation(),
                        passed=passed, observed=probe.observed,
                        duration_s=round(time.monotonic() - start, 3),
@@ -146,7 +151,15 @@ def observe(checks: list[Check], lab: "RunningLab",
         if len(group) == 1:
             yield evaluate(shown, lab, report(shown))
             continue
-        window = shown.within
+        window, abandon = shown.within, threading.Event()
         with ThreadPoolExecutor(max_workers=len(group)) as pool:
-            futures = [pool.submit(evaluate, c, lab, report(c), window) for c in group]
-            yield from (f.result() for f in futures)
+            futures = [pool.submit(evaluate, c, lab, report(c), window, abandon) for c in group]
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for failed in (f for f in futures if f.done() and f.exception()):
+                    failed.result()  # its error, raised here
+                results = [f.result() for f in futures]
+            except BaseException:  # Ctrl-C, SIGTERM, a lab error: the others stop now, not at their window's end
+                abandon.set()
+                raise
+        yield from results
