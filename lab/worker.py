@@ -2,7 +2,7 @@
 
 Each phase already builds a fresh lab, so phases and scenarios can run side by side as
 separate processes (lab.scheduler starts them). Starting a Python and importing the lab
-(Mininet, pydantic, the schema) cost about 0.4 s of CPU a phase, 30 s of the catalogue's
+(Mininet, pydantic, the schema) cost about 0.4 s of CPU a phase, 26 s of the catalogue's
 87 s on two cores; a fork of a process that has imported them costs milliseconds. Each
 worker is forked from the same untouched process, so no phase inherits another's state.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
@@ -128,14 +128,13 @@ def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float],
 
 def observe(checks: list[Check], lab: "RunningLab",
             on_probe: Callable[[Check, float, float], None] | None = None) -> Iterator[CheckResult]:
-    """Every check's result, in order, as each is decided.
+    """Every check's result, in order: each as it is decided, a group's once the group is over.
 
     Negative checks that follow each other are observed together, over the longest of their
     windows, each holding all of it: "tunnel down" and "ping fails" are seen at the same time,
     as an engineer watching the outage sees them, rather than one after the other (a fault
-    phase of psk-mismatch waits 1 s, not 2). No check watches less than its own window, and
-    none ends before the group's last would have begun: a log that must stay free of a line
-    is read at the end of the longest window beside it."""
+    phase of psk-mismatch waits 1 s, not 2). No check watches less than its own window, and a
+    log that must stay free of a line is read at the end of the longest window beside it."""
     i = 0
     while i < len(checks):
         group = [checks[i]]
@@ -155,9 +154,8 @@ def observe(checks: list[Check], lab: "RunningLab",
         with ThreadPoolExecutor(max_workers=len(group)) as pool:
             futures = [pool.submit(evaluate, c, lab, report(c), window, abandon) for c in group]
             try:
-                wait(futures, return_when=FIRST_EXCEPTION)
-                for failed in (f for f in futures if f.done() and f.exception()):
-                    failed.result()  # its error, raised here
+                for finished in as_completed(futures):
+                    finished.result()  # the first error raises here, as it happens
                 results = [f.result() for f in futures]
             except BaseException:  # Ctrl-C, SIGTERM, a lab error: the others stop now, not at their window's end
                 abandon.set()
