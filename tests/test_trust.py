@@ -15,7 +15,7 @@ from lab.errors import LabError
 from lab.running_lab import RunningLab
 from lab.schema.load import load_scenario
 from lab.strongswan import render
-from tests.leaks import snapshot
+from tests.leaks import lab_charons_of, snapshot
 
 LAB = [sys.executable, "-m", "lab"]
 
@@ -77,13 +77,20 @@ def test_clean_after_kill_9_removes_the_dead_run_and_spares_a_live_one(tmp_path)
     survivor = subprocess.Popen([*LAB, "run", "psk-mismatch", "--out", str(tmp_path / "survivor")], cwd=paths.ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
-    while not ((dead := _runs_owned_by(victim.pid)) and (live := _runs_owned_by(survivor.pid))):
+    # mid-phase: charon (HQ and three branches of a phase lab), tcpdump and the NAT branches'
+    # pings are running. A lab still being built has only node shells, which end with their
+    # owner, and kill -9 would leave nothing to clean
+    while not ((dead := _runs_owned_by(victim.pid)) and (live := _runs_owned_by(survivor.pid))
+               and len(lab_charons_of(victim.pid)) >= 4):
         assert time.monotonic() < deadline, "the two runs did not both build a lab"
         time.sleep(0.05)
-    time.sleep(1)  # mid-phase: charon, tcpdump and the NAT branches' pings are running
     os.killpg(victim.pid, signal.SIGKILL)  # lab run and its whole session, as an OOM kill or a CI timeout does
     victim.wait()
-    assert snapshot().left_over(before).get("procs"), "kill -9 left nothing: this test would prove nothing"
+    deadline = time.monotonic() + 5
+    # the phase workers die a moment after `lab run` is reaped; until then their labs are live
+    while not snapshot().left_over(before).get("procs"):
+        assert time.monotonic() < deadline, "kill -9 left nothing: this test would prove nothing"
+        time.sleep(0.05)
 
     dry = subprocess.run([*LAB, "clean", "--dry-run"], capture_output=True, text=True, cwd=paths.ROOT)
     assert dry.returncode == 0
