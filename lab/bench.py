@@ -23,10 +23,13 @@ from lab.checks import evaluate
 from lab.checks.tunnel import TunnelCheck
 from lab.paths import ROOT
 from lab.progress import Progress
-from lab.runner import diagnose_phase, new_run_id, run_scenarios
-from lab.running_lab import RunningLab
-from lab.scheduler import mem_available_mb
-from lab.schema.load import load_scenario
+from lab.run.lab import RunningLab
+from lab.run.phase import diagnose_phase
+from lab.run.scenarios import new_run_id, run_scenarios
+from lab.run.scheduler import mem_available_mb
+from lab.run.worker import call
+from lab.sandbox.identity import hand_to_lab
+from lab.schema.load import LoadedScenario, load_scenario
 
 RTT_PINGS = 50
 FLOOR = ROOT / "lab" / "floor" / "floor.yaml"
@@ -39,20 +42,36 @@ BIG_CAPTURE_MB = 100
 
 
 def floor(repeat: int) -> dict:
-    """Build, IKEv2 up, one ping through the tunnel, teardown."""
+    """Sandbox, build, IKEv2 up, one ping through the tunnel, teardown."""
     sc = load_scenario(FLOOR)
     samples = []
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        with _folder() as tmp:
             started = time.monotonic()
-            with RunningLab(sc, Path(tmp), new_run_id()) as lab:
-                for step in sc.spec.start:
-                    step.apply(lab)
-                held = all(evaluate(check, lab).passed for check in sc.spec.healthy)
+            held = call(_floor_lab, sc, tmp, writable=(tmp,))
             samples.append(round(time.monotonic() - started, 3))
             if not held:
                 return {"error": "the floor's tunnel or ping did not hold", "samples_s": samples}
     return {"runs": repeat, "median_s": statistics.median(samples), "samples_s": samples}
+
+
+def _floor_lab(sc: LoadedScenario, folder: Path) -> bool:
+    with RunningLab(sc, folder, new_run_id()) as lab:
+        for step in sc.spec.start:
+            step.apply(lab)
+        return all(evaluate(check, lab).passed for check in sc.spec.healthy)
+
+
+class _folder(tempfile.TemporaryDirectory):
+    """A temporary folder a lab may write (handed to the lab's account when root made it)."""
+
+    def __init__(self) -> None:
+        super().__init__(prefix="bench-ipsec-lab-")
+
+    def __enter__(self) -> Path:
+        path = Path(super().__enter__())
+        hand_to_lab(path)
+        return path
 
 
 def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progress) -> dict:
@@ -64,11 +83,11 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
     for sc in scenarios:
         runs = []
         for _ in range(repeat):
-            with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
-                [result] = run_scenarios([sc], Path(tmp), Progress(quiet=True), jobs=len(sc.spec.phases()))
+            with _folder() as tmp:
+                [result] = run_scenarios([sc], tmp, Progress(quiet=True), jobs=len(sc.spec.phases()))
                 for phase in sc.spec.phases():
                     started = time.monotonic()
-                    diagnose_phase(Path(tmp) / sc.name / phase)
+                    diagnose_phase(tmp / sc.name / phase)
                     diagnose_s.append(time.monotonic() - started)
             runs.append(result)
             progress.step(f"{sc.name}: {result['duration_s']:.2f}s")
@@ -98,39 +117,47 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
 def spokes(count: int) -> dict:
     """hub-spoke-nat with `count` branches: seconds to build, seconds until every branch's tunnel
     is up (all initiating at once), and the resident memory of the lab's processes."""
-    from lab import owner
-
     sc = load_scenario(SPOKES, {"spokes": str(count)})
-    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
-        started = time.monotonic()
-        with RunningLab(sc, Path(tmp), new_run_id()) as lab:
-            built = time.monotonic() - started
-            for i in range(1, count + 1):
-                lab.charon(f"br{i}").initiate(child="net")
-            up = [evaluate(TunnelCheck(node=f"br{i}", ike="hq", child="net", within=120), lab).passed
-                  for i in range(1, count + 1)]
-            tunnels = time.monotonic() - started - built
-            memory = sum(_rss_kb(pid) for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-                         if (owner.process_marks(pid) or ("",))[0] == lab.run_id)
+    with _folder() as tmp:
+        return call(_spokes_lab, sc, count, tmp, writable=(tmp,))
+
+
+def _spokes_lab(sc: LoadedScenario, count: int, folder: Path) -> dict:
+    started = time.monotonic()
+    with RunningLab(sc, folder, new_run_id()) as lab:
+        built = time.monotonic() - started
+        for i in range(1, count + 1):
+            lab.charon(f"br{i}").initiate(child="net")
+        up = [evaluate(TunnelCheck(node=f"br{i}", ike="hq", child="net", within=120), lab).passed
+              for i in range(1, count + 1)]
+        tunnels = time.monotonic() - started - built
+        # the sandbox's /proc holds the lab's processes only; its init and this worker are not the lab
+        memory = sum(_rss_kb(pid) for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                     if pid not in (1, os.getpid()))
     return {"spokes": count, "nodes": len(sc.topology.nodes), "build_s": round(built, 2),
             "tunnels_up_s": round(tunnels, 2), "tunnels_up": sum(up), "memory_mb": round(memory / 1024, 1)}
 
 
 def room(name: str, count: int) -> dict:
     """`count` workshop labs of `name` started side by side, as a trainer does (lab start
-    --trainee): seconds to start them all, memory they take (MemAvailable before and after,
-    so kernel memory counts too) and CPU busy while they sit idle, then they are stopped."""
+    --for): seconds to start them all, memory they take (MemAvailable before and after,
+    so kernel memory counts too) and CPU busy while they sit idle, then they are stopped.
+    One account holds one lab in a room: the labs here are this account's, each in a room
+    of its own."""
     from lab.workshop import client
-    from lab.workshop.state import Seat
+    from lab.workshop.state import Seat, account_name
 
     sc = load_scenario(name)
-    seats = [Seat(f"bench{os.getpid()}-{i}") for i in range(count)]
     before = mem_available_mb()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        seats = []
+        for i in range(count):
+            (Path(tmp) / f"room{i}").mkdir()
+            seats.append(Seat(account_name(), Path(tmp) / f"room{i}"))
         try:
-            for seat in seats:
-                client.start(seat, sc, Path(tmp), [], "en")
+            for i, seat in enumerate(seats):
+                client.start(seat, sc, Path(tmp) / f"out{i}", [], "en")
             start_s = time.monotonic() - started
             used = before - mem_available_mb()
             busy = _cpu_busy(IDLE_WINDOW_S)
@@ -165,9 +192,9 @@ def _rss_kb(pid: int) -> int:
 
 def catalogue(scenarios: list, jobs: int) -> float:
     """Wall time of every scenario's three phases, `jobs` phases at a time."""
-    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+    with _folder() as tmp:
         started = time.monotonic()
-        run_scenarios(scenarios, Path(tmp), Progress(quiet=True), jobs=jobs)
+        run_scenarios(scenarios, tmp, Progress(quiet=True), jobs=jobs)
         return round(time.monotonic() - started, 1)
 
 
@@ -209,7 +236,12 @@ def tunnel_rtt(mode: str) -> dict:
     """pc1 -> srv through the wan1 tunnel of tcp-asym's healthy lab, the peer's relay in `mode`."""
     sc = load_scenario("tcp-asym")
     sc.tcp_encap["peer"] = sc.tcp_encap["peer"].model_copy(update={"mode": mode})
-    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp, RunningLab(sc, Path(tmp), new_run_id()) as lab:
+    with _folder() as tmp:
+        return call(_rtt_lab, sc, tmp, writable=(tmp,))
+
+
+def _rtt_lab(sc: LoadedScenario, folder: Path) -> dict:
+    with RunningLab(sc, folder, new_run_id()) as lab:
         for step in sc.spec.start:
             step.apply(lab)
         if not evaluate(TunnelCheck(node="peer", ike="fgt_wan1", child="net1", within=10), lab).passed:

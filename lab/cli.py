@@ -53,13 +53,10 @@ def _bad_input(problems) -> None:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _need_root() -> None:
-    """Before a lab is built: root, and everything the machine must provide (lab doctor)."""
+def _need_lab_machine() -> None:
+    """Before a lab is built: everything the machine must provide (lab doctor), a lab sandbox included."""
     from lab import preflight
 
-    if os.geteuid() != 0:
-        err.print("lab runs need root (network namespaces, charon, tcpdump); try: sudo make scenario NAME=...")
-        raise typer.Exit(EXIT_LAB)
     missing = preflight.missing(preflight.check())
     if missing:
         err.print(f"[red]this machine cannot run a lab[/red]; nothing was built. Missing ({len(missing)}):")
@@ -72,17 +69,21 @@ def _need_root() -> None:
         raise typer.Exit(EXIT_LAB)
 
 
-TRAINEE = typer.Option(None, "--trainee", help="whose lab (default: $LAB_TRAINEE, else 'default')")
+USER = typer.Option(None, "--user", help="root (the trainer) only: another account's lab")
 
 
-def _seat(trainee: Optional[str]):
-    from lab.workshop.state import Seat, trainee_name
+def _seat(user: Optional[str]):
+    """The seat of the account running this command; root may name another account's."""
+    from lab.workshop.state import Seat, account_name
 
-    try:
-        return Seat(trainee_name(trainee))
-    except ValueError as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    mine = account_name()
+    if user in (None, mine):
+        return Seat(mine)
+    if os.geteuid() != 0:
+        err.print(f"--user {user[:32]}: only root (the trainer) acts on another account's lab; "
+                  f"allowed: your own ({mine})", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return Seat(user)
 
 
 def _terminate_as_interrupt() -> None:
@@ -143,8 +144,8 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
     """Run baseline, fault, a partial fix if the scenario has one, and fix; write OUT/NAME/result.json."""
     from lab import junit as junit_xml
     from lab.progress import Progress
-    from lab.runner import run_scenarios
-    from lab.scheduler import default_jobs
+    from lab.run.scenarios import run_scenarios
+    from lab.run.scheduler import default_jobs
 
     if all_ == (name is not None):
         err.print("name one scenario, or give --all")
@@ -153,7 +154,7 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
     if shard is not None:
         names = _shard(names, shard)
     scenarios = [_load(n, param) for n in names]
-    _need_root()
+    _need_lab_machine()
     _terminate_as_interrupt()
     try:
         docs = run_scenarios(scenarios, out, Progress(quiet=quiet), hold=_hold if keep else None,
@@ -178,11 +179,17 @@ def _shard(names: list[str], spec: str) -> list[str]:
 
 
 def _hold(lab) -> None:
-    """--keep: the failing lab stays up until Enter (or Ctrl-C / SIGTERM without a terminal)."""
+    """--keep (in the phase's worker): the failing lab stays up until Enter (or Ctrl-C / SIGTERM
+    without a terminal)."""
+    import shlex
+
+    from lab.sandbox import join_argv, outer_pid
+
     err.print(f"--keep: the lab of {lab.scenario.name} stays up. Enter a node from another terminal:")
     for node, pid in lab.node_pids().items():
         env = [f"{k}={v}" for k, v in lab.charon_env(node).items()]
-        err.print(f"  {node}: sudo mnexec -a {pid} " + " ".join([*(["env", *env] if env else []), "bash"]), markup=False)
+        argv = [*join_argv(outer_pid()), "mnexec", "-a", str(pid), *(["env", *env] if env else []), "bash"]
+        err.print(f"  {node}: {shlex.join(argv)}", markup=False)
     err.print(f"  artifacts: {lab.phase_dir}", markup=False)
     if sys.stdin.isatty():
         input("press Enter to tear it down ")
@@ -199,12 +206,12 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     """Figures beside the floor (two gateways, IKEv2 up, one ping), measured in the same run: write them as JSON."""
     from lab.bench import bench
     from lab.progress import Progress
-    from lab.scheduler import default_jobs
+    from lab.run.scheduler import default_jobs
 
     names = names or scenario_names()
     for name in names:
         _load(name)
-    _need_root()
+    _need_lab_machine()
     _terminate_as_interrupt()
     doc = bench(names, out, repeat, jobs or default_jobs(), Progress())
     base = doc["floor"]
@@ -237,13 +244,13 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
          out: Path = typer.Option(Path("results/soak.json"), "--out")) -> None:
     """Run scenarios many times (optionally under CPU load); write pass rates and every failure as JSON."""
     from lab.progress import Progress
-    from lab.scheduler import default_jobs
+    from lab.run.scheduler import default_jobs
     from lab.soak import soak as run_soak
 
     names = names or scenario_names()
     for name in names:
         _load(name)
-    _need_root()
+    _need_lab_machine()
     _terminate_as_interrupt()
     try:
         doc = run_soak(names, runs, load, jobs or default_jobs(), out, Progress())
@@ -265,7 +272,7 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
              ike_port: list[int] = typer.Option([], "--ike-port", help="a non-standard IKE port (repeatable)"),
              nat_t_port: list[int] = typer.Option([], "--nat-t-port", help="a non-standard NAT-T port (repeatable)"),
              live: bool = typer.Option(False, "--live", help="the running workshop lab (the trainer's view)"),
-             trainee: Optional[str] = TRAINEE) -> None:
+             user: Optional[str] = USER) -> None:
     """The three-step IKE triage on captures and charon logs: which step fails, which fault, what proves it.
     Exit 0 healthy, 1 fault, 4 indeterminate, 2 bad input."""
     import json
@@ -284,7 +291,7 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
     if live:
         from lab.workshop import client
         try:
-            paths = [Path(client.running(_seat(trainee))["artifacts"])]
+            paths = [Path(client.running(_seat(user))["artifacts"])]
         except LabError as exc:
             err.print(str(exc), markup=False)
             raise typer.Exit(EXIT_LAB) from None
@@ -346,30 +353,18 @@ def doctor() -> None:
 
 @app.command()
 def clean(dry_run: bool = typer.Option(False, "--dry-run", help="list what would be removed, remove nothing")) -> None:
-    """Remove what dead lab runs left (after kill -9, a crash, a power cut); live runs are never touched."""
-    from lab import clean as leftovers
+    """Remove the workshop seats of labs that died (their processes ended with their sandbox); live labs are never touched."""
+    from lab.clean import dead_seats
 
-    if os.geteuid() != 0:
-        err.print("lab clean needs root (it reads other processes' environments)")
-        raise typer.Exit(EXIT_LAB)
-    found = leftovers.find()
+    found = dead_seats()
     if not found:
-        print("nothing left behind by dead runs")
+        print("nothing left behind by dead labs")
         return
-    for left in found:
-        print(("would remove " if dry_run else "removing ") + left.describe())
-        for pid, cmd in sorted(left.processes.items()):
-            print(f"  {pid} {cmd}")
-    if dry_run:
-        return
-    problems = leftovers.remove(found)
-    for problem in problems:
-        err.print(problem, markup=False)
-    counts = leftovers.summary(found)
-    print(f"removed {counts.get('processes', 0)} process(es), {counts.get('namespaces', 0)} namespace(s), "
-          f"{counts.get('runtime_dirs', 0)} runtime dir(s) of {counts['runs']} dead run(s)")
-    if problems:
-        raise typer.Exit(EXIT_LAB)
+    for seat in found:
+        print(("would remove " if dry_run else "removing ") + f"the seat of {seat.account}'s dead lab "
+              f"({(seat.read() or {}).get('scenario', '?')}): {seat.dir}")
+        if not dry_run:
+            seat.clear()
 
 
 # -- workshop mode ---------------------------------------------------------------
@@ -397,17 +392,29 @@ def _workshop(fn):
 def start(name: str = typer.Argument(..., help="scenario name or file"),
           lang: str = typer.Option("both", "--lang", help="en, zh or both"),
           param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
-          out: Path = typer.Option(Path("results/workshop"), "--out"),
-          trainee: Optional[str] = TRAINEE) -> None:
-    """Build the scenario's lab with its fault in place and leave it running (one per trainee)."""
+          out: Path = typer.Option(Path("results/workshop"), "--out",
+                                   help="the lab's captures and logs (relative: to the account's home with --for)"),
+          for_: Optional[str] = typer.Option(None, "--for", help="root only: start one lab for each of these "
+                                                                  "accounts (comma-separated), as that account")) -> None:
+    """Build the scenario's lab with its fault in place and leave it running (one per account)."""
     from lab.workshop import client
 
-    seat = _seat(trainee)
     sc = _load(name, param)
-    _need_root()
-    current = client.start(seat, sc, out, param, lang)
+    _need_lab_machine()
+    if for_ is not None:
+        _start_for(for_, name, sc, lang, param, out)
+        return
+    current = client.start(_seat(None), sc, out, param, lang)
     # The title names the fault: the brief and the task describe it as users report it.
     print(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
+    _brief(sc, lang)
+    print("lab shell NODE      a shell on a node (swanctl works there)\n"
+          "lab hint            the next hint\n"
+          "lab check           grade the lab: passes once it is healthy, however it was fixed\n"
+          "lab stop            tear the lab down")
+
+
+def _brief(sc, lang: str) -> None:
     for text in _texts(sc.spec.brief, lang) + (_texts(sc.spec.task, lang) if sc.spec.task else []):
         print(text.strip() + "\n")
     if sc.spec.recur:
@@ -416,32 +423,65 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
                         "more before it judges.",
                   "zh": f"在你的修复生效之前,故障每 {every} 秒重现一次;lab check 评判前会再触发一次。"}
         print("\n".join(recurs[k] for k in (["en", "zh"] if lang not in ("en", "zh") else [lang])) + "\n")
-    print("lab shell NODE      a shell on a node (swanctl works there)\n"
-          "lab hint            the next hint\n"
-          "lab check           grade the lab: passes once it is healthy, however it was fixed\n"
-          "lab stop            tear the lab down")
+
+
+def _start_for(accounts: str, name: str, sc, lang: str, params: list[str], out: Path) -> None:
+    """The trainer's one command for a room: each account's lab started as that account."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        err.print("--for: only root (the trainer) starts labs for other accounts")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    names = [a for a in accounts.split(",") if a]
+    unknown = [a for a in names if not _account_exists(a)]
+    if unknown or not names:
+        err.print(f"--for: no account {unknown[0][:32] if unknown else '(none given)'}; allowed: existing "
+                  "accounts, comma-separated", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    scenario = str(sc.path) if Path(name).suffix in (".yaml", ".yml") else name
+    failed = 0
+    for account in names:
+        proc = subprocess.run([sys.executable, "-m", "lab.sandbox.runas", account, "--", sys.executable, "-m", "lab",
+                               "start", scenario, "--lang", lang, "--out", str(out),
+                               *(a for p in params for a in ("--param", p))],
+                              capture_output=True, text=True, timeout=600)
+        first = (proc.stdout or proc.stderr).strip().splitlines()[:1]
+        failed += proc.returncode != 0
+        print(f"{account}: " + ("started" if proc.returncode == 0 else "FAILED") + (f": {first[0]}" if first else ""))
+    print()
+    _brief(sc, lang)
+    raise typer.Exit(EXIT_LAB if failed else 0)
+
+
+def _account_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        return pwd.getpwnam(name).pw_uid != 0
+    except KeyError:
+        return False
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @_workshop
 def shell(node: str = typer.Argument(..., help="lab node"),
           command: Optional[list[str]] = typer.Argument(None, help="a command instead of a shell (after --)"),
-          trainee: Optional[str] = TRAINEE) -> None:
+          user: Optional[str] = USER) -> None:
     """A shell (or one command after --) inside a node of the running lab."""
     from lab.workshop import client
 
-    client.shell(_seat(trainee), node, command or [])
+    client.shell(_seat(user), node, command or [])
 
 
 @app.command()
 @_workshop
 def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (default: the next one)"),
          lang: Optional[str] = typer.Option(None, "--lang", help="en, zh or both"),
-         trainee: Optional[str] = TRAINEE) -> None:
+         user: Optional[str] = USER) -> None:
     """Progressive hints, one level at a time."""
     from lab.workshop import client
 
-    seat = _seat(trainee)
+    seat = _seat(user)
     current = client.running(seat)
     sc = _load(current["path"], current.get("params"), deep=False)
     n, text = client.next_hint(seat, sc, number)
@@ -452,11 +492,11 @@ def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (de
 
 @app.command()
 @_workshop
-def check(trainee: Optional[str] = TRAINEE) -> None:
+def check(user: Optional[str] = USER) -> None:
     """Grade the running lab with the scenario's healthy checks: exit 0 healthy, 1 not yet."""
     from lab.workshop import client
 
-    report = client.request(_seat(trainee), "check")
+    report = client.request(_seat(user), "check")
     for step in report["retried"]:
         print(f"  retried: {step}")
     for c in report["checks"]:
@@ -467,20 +507,23 @@ def check(trainee: Optional[str] = TRAINEE) -> None:
 
 
 @app.command()
-def status(trainee: Optional[str] = TRAINEE,
-           all_: bool = typer.Option(False, "--all", help="every trainee's lab, for the trainer (also as HTML)"),
+def status(user: Optional[str] = USER,
+           all_: bool = typer.Option(False, "--all", help="root (the trainer) only: every account's lab, "
+                                                          "also as an HTML page"),
            html_out: Path = typer.Option(Path("results/workshop/status.html"), "--html")) -> None:
     """What workshop labs are running."""
     from lab.workshop import state, status as room
 
-    seats = state.seats() if all_ else [_seat(trainee)]
-    rows = [room.row(seat) for seat in seats]
-    rows = [r for r in rows if r is not None]
+    if all_ and os.geteuid() != 0:
+        err.print("--all: only root (the trainer) sees every account's lab; without it: your own")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    seats = state.seats() if all_ else [_seat(user)]
+    rows = [r for r in (room.row(seat) for seat in seats) if r is not None]
     if not rows:
-        print("no workshop lab is running")
+        print("no workshop lab is running" + ("" if all_ else f" for {seats[0].account}"))
         return
     for r in rows:
-        print(f"{r['trainee']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
+        print(f"{r['account']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
               f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
               + (f"fault re-armed {r['recurrences']}x  " if r['recurrences'] is not None else "")
               + f"last: {r['last_verdict'] or '-'}")
@@ -491,11 +534,11 @@ def status(trainee: Optional[str] = TRAINEE,
 
 
 @app.command()
-def stop(trainee: Optional[str] = TRAINEE) -> None:
+def stop(user: Optional[str] = USER) -> None:
     """Tear the workshop lab down."""
     from lab.workshop import client
 
-    print(client.stop(_seat(trainee)))
+    print(client.stop(_seat(user)))
 
 
 def main() -> None:

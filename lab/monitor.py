@@ -12,10 +12,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+from lab.network import Network, stop_process
 
 _LINE = re.compile(r"^\[(\d+\.\d+)\] (.*)$", re.M)
 _SEQ = re.compile(r"icmp_seq=(\d+)")
@@ -89,12 +87,15 @@ def parse(text: str, every: float, started: float, now: float) -> PingRecord:
 class PingMonitor:
     """`argv`: the monitor step's `ping -O -D -i EVERY ...`."""
 
-    def __init__(self, lab: "RunningLab", name: str, node: str, argv: list[str], every: float):
+    def __init__(self, net: Network, name: str, node: str, argv: list[str], every: float, folder: Path):
         self.every = every
-        self.log: Path = lab.phase_dir / f"{name}.ping.log"
+        self.log: Path = folder / f"{name}.ping.log"
         self.started = time.time()  # wall clock, as ping -D stamps its lines
         with self.log.open("w") as out:
-            self.proc = lab.spawn(node, argv, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = net.spawn(node, argv, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
 
     def record(self) -> PingRecord:
         return parse(self.log.read_text(), self.every, self.started, time.time())

@@ -4,8 +4,9 @@ Per node, the rulesets a fix phase would load, in its order (the topology's, the
 table, then the fault's and the fix's nft steps), are loaded into a fresh network namespace
 that holds only the node's interface names: a syntax error, an unknown interface or a
 `delete table` of a table that never existed is found at `lab validate`, with its file and
-line, not after a whole phase. The namespace dies with the checking process: nothing of the
-host is touched. Needs root (nft talks to the kernel); without it the check is skipped.
+line, not after a whole phase. The checking process runs in a lab sandbox (lab.sandbox), as
+an ordinary account that cannot read a host file nft could be asked to include, and its
+namespace dies with it: nothing of the host is touched. Without a sandbox the check is skipped.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.preflight import program, unshare_net
+from lab.preflight import program
 
 TIMEOUT = 30
 
@@ -30,7 +31,7 @@ class Ruleset:
 def check(nodes: dict[str, tuple[list[str], list[Ruleset]]]) -> dict[str, str]:
     """node -> (interface names, rulesets in load order); returns where -> nft's complaint.
     One throwaway namespace per node, all at once (a namespace dies without being waited on)."""
-    if os.geteuid() != 0:
+    if not sandbox_possible():
         return {}
     children = []
     for intfs, rulesets in nodes.values():
@@ -38,7 +39,7 @@ def check(nodes: dict[str, tuple[list[str], list[Ruleset]]]) -> dict[str, str]:
             request = {"interfaces": intfs, "rulesets": [[r.where, r.text] for r in rulesets]}
             proc = subprocess.Popen([sys.executable, "-m", "lab.nftcheck"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    preexec_fn=unshare_net, cwd=Path(__file__).parent.parent)
+                                    cwd=Path(__file__).parent.parent)
             children.append((proc, json.dumps(request)))
     complaints: dict[str, str] = {}
     for proc, request in children:
@@ -62,5 +63,17 @@ def _in_fresh_namespace(node: dict) -> dict[str, str]:
     return {}
 
 
+def sandbox_possible() -> bool:
+    from lab.sandbox import SandboxUnavailable, lab_identity
+    try:
+        lab_identity()
+        return True
+    except SandboxUnavailable:
+        return False
+
+
 if __name__ == "__main__":
-    print(json.dumps(_in_fresh_namespace(json.loads(sys.stdin.read()))))
+    from lab import sandbox
+    request = json.loads(sys.stdin.read())
+    sandbox.enter(sandbox.View())
+    print(json.dumps(_in_fresh_namespace(request)))

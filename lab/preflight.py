@@ -10,7 +10,6 @@ before the venv exists, and inside the fresh network namespace of the kernel pro
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PLUGIN_DIR = Path("/usr/lib/ipsec/plugins")
-CACHE = Path("/run/ipsec-lab/kernel-probe.json")
+CACHE_NAME = "ipsec-lab/kernel-probe.json"  # under the account's cache folder
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,9 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in (
     Program("conntrack", "/usr/sbin/conntrack", "conntrack", "reads a NAT node's connection tracking table"),
     Program("mnexec", "/usr/bin/mnexec", "mininet", "enters a node's namespaces"),
     Program("env", "/usr/bin/env", "coreutils", "runs swanctl with a node's environment"),
+    Program("newuidmap", "/usr/bin/newuidmap", "uidmap", "maps a lab's user ids to the account's subordinate ids"),
+    Program("newgidmap", "/usr/bin/newgidmap", "uidmap", "maps a lab's group ids to the account's subordinate ids"),
+    Program("nsenter", "/usr/bin/nsenter", "util-linux", "enters a running lab's sandbox (lab shell, --keep)"),
     Program("dot", "/usr/bin/dot", "graphviz", "lays out the report's topology"),
 )}
 
@@ -94,15 +96,37 @@ KERNEL_FEATURES = {
 
 
 def check(deep_kernel: bool = True) -> list[Item]:
-    """Everything the lab needs, each as met or not. Stat calls, and a kernel probe cached per boot."""
-    items = [Item("root", os.geteuid() == 0, "" if os.geteuid() == 0 else "run as root (sudo)")]
-    items += [Item(f"program {p.name}", os.access(p.path, os.X_OK), p.path, p.package) for p in PROGRAMS.values()]
+    """Everything the lab needs, each as met or not. Stat calls, and a kernel probe (in a lab
+    sandbox, so it also proves one can be made) cached per boot."""
+    items = [Item(f"program {p.name}", os.access(p.path, os.X_OK), p.path, p.package) for p in PROGRAMS.values()]
     items += [Item(f"strongSwan plugin {p.name}", os.path.exists(p.path), p.path, p.package)
               for p in PLUGINS.values()]
-    if deep_kernel and os.geteuid() == 0:
+    items += sandbox_items()
+    if deep_kernel and all(i.ok for i in items):
         for feature, error in kernel_features().items():
             items.append(Item(f"kernel: {KERNEL_FEATURES[feature]}", error is None, error or ""))
     return items
+
+
+def sandbox_items() -> list[Item]:
+    """What a lab sandbox needs (lab.sandbox): the account's subordinate ids, user namespaces, TUN."""
+    from lab.sandbox.identity import SandboxUnavailable, lab_identity
+
+    try:
+        who = lab_identity()
+        ids = Item(f"subordinate ids of {who.name}", True,
+                   f"uids {who.subuids.start}+{who.subuids.count}, gids {who.subgids.start}+{who.subgids.count}")
+    except SandboxUnavailable as exc:
+        ids = Item("subordinate ids for the lab's account", False, str(exc))
+    try:
+        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text())
+    except (OSError, ValueError):
+        limit = 0
+    userns = Item("user namespaces (user.max_user_namespaces)", limit > 0,
+                  str(limit) if limit > 0 else "0: as root, run: sysctl -w user.max_user_namespaces=10000")
+    tun = Item("TUN device /dev/net/tun (kernel-libipsec's ipsec0)", os.path.exists("/dev/net/tun"),
+               "" if os.path.exists("/dev/net/tun") else "as root, run: modprobe tun")
+    return [ids, userns, tun]
 
 
 def missing(items: list[Item]) -> list[Item]:
@@ -129,40 +153,40 @@ def declared(argv0: str) -> bool:
 
 # -- the kernel probe -----------------------------------------------------------------
 
-CLONE_NEWNET = 0x40000000
-
-
-def unshare_net() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
-
-
 def _boot_id() -> str:
     return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
 
+def _cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / CACHE_NAME
+
+
 def kernel_features() -> dict[str, str | None]:
-    """feature -> None when it works, else what failed. Probed in a throwaway network
-    namespace (nothing of the host is touched) and cached until the next boot."""
+    """feature -> None when it works, else what failed. Probed in a throwaway lab sandbox
+    (nothing of the host is touched) and cached in the account's cache until the next boot."""
+    cache = _cache()
     try:
-        cached = json.loads(CACHE.read_text())
+        cached = json.loads(cache.read_text())
         if cached.get("boot_id") == _boot_id() and set(cached["features"]) == set(KERNEL_FEATURES):
             return cached["features"]
     except (OSError, ValueError, KeyError):
         pass
     try:
-        proc = subprocess.run([sys.executable, "-m", "lab.preflight", "--probe-kernel"], preexec_fn=unshare_net,
-                              capture_output=True, text=True, timeout=20, cwd=Path(__file__).parent.parent)
-    except subprocess.SubprocessError as exc:  # the child could not leave the host's namespace
+        proc = subprocess.run([sys.executable, "-m", "lab.preflight", "--probe-kernel"], capture_output=True,
+                              text=True, timeout=20, cwd=Path(__file__).parent.parent)
+    except subprocess.SubprocessError as exc:
         return {f: f"not probed: {exc}" for f in KERNEL_FEATURES} | {"netns": "cannot create a network namespace"}
     try:
         features = json.loads(proc.stdout)
     except ValueError:
         return {f: f"probe failed: {proc.stderr.strip()[-200:]}" for f in KERNEL_FEATURES}
     if all(v is None for v in features.values()):
-        CACHE.parent.mkdir(mode=0o700, exist_ok=True)
-        CACHE.write_text(json.dumps({"boot_id": _boot_id(), "features": features}))
+        try:
+            cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"boot_id": _boot_id(), "features": features}))
+        except OSError:
+            pass  # no cache: the next run probes again
     return features
 
 
@@ -222,6 +246,28 @@ def _probe_in_fresh_namespace() -> dict[str, str | None]:
     return results
 
 
+def ready(tests: bool = False) -> list[str]:
+    """What an ordinary account's `make setup` needs that only root can provide (empty: nothing)."""
+    from lab.workshop.state import DEFAULT_ROOM
+    files = {**SETUP_FILES, **(TEST_FILES if tests else {})}
+    lacking = [f"{i.what} ({i.package or i.detail})" for i in missing(check(deep_kernel=False))]
+    lacking += [f"{path} ({package})" for package, path in files.items() if not os.path.exists(path)]
+    if not DEFAULT_ROOM.is_dir():
+        lacking.append(f"the training room {DEFAULT_ROOM}")
+    return lacking
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--ready"]:
+        lacking = ready(tests="--tests" in sys.argv)
+        for item in lacking:
+            print(f"missing: {item}")
+        sys.exit(1 if lacking else 0)
     if sys.argv[1:] == ["--probe-kernel"]:
+        from lab import sandbox
+        try:
+            sandbox.enter(sandbox.View())
+        except sandbox.SandboxUnavailable as exc:
+            print(json.dumps({f: f"no lab sandbox: {exc}" for f in KERNEL_FEATURES}))
+            sys.exit(0)
         print(json.dumps(_probe_in_fresh_namespace()))

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from lab.progress import Progress
-from lab.runner import run_scenarios
+from lab.run.scenarios import run_scenarios
 from lab.schema.load import LoadedScenario, load_scenario
 
 HOG = "while True: pass"

@@ -1,31 +1,30 @@
 import fcntl
 import json
 import os
-import shutil
+import pwd
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from lab import owner, paths
-from tests.leaks import snapshot
+from lab import paths
+from lab.sandbox.identity import hand_to_lab
+from tests.leaks import SESSION_VAR, snapshot
 
-# This test process's runs (and those of the lab commands it starts) carry its name, so a leak
-# check sees them only, whatever else runs on the machine (other test workers included).
-os.environ[owner.SESSION_VAR] = f"pytest-{os.getpid()}"
-
-NEEDS = ("mnexec", "tcpdump", "nft", "swanctl")
+# Every process this test process starts (labs included) carries its name, so a leak check sees
+# them only, whatever else runs on the machine (other test workers included).
+os.environ[SESSION_VAR] = f"pytest-{os.getpid()}"
 
 
 def lab_available() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    missing = [tool for tool in NEEDS if shutil.which(tool) is None]
-    if missing or not os.path.exists("/usr/lib/ipsec/charon"):
-        return f"missing tools: {missing or ['charon']} (run make setup)"
-    return None
+    """None when this machine and account can run labs (lab doctor's checks), else why not."""
+    from lab import preflight
+    missing = preflight.missing(preflight.check(deep_kernel=False))
+    return f"this machine cannot run labs: {missing[0].what} {missing[0].detail} (run make setup)" if missing else None
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,9 +43,17 @@ def no_leaks():
     """Fails the test if anything the lab makes outlives it."""
     before = snapshot()
     yield
-    after = snapshot()
-    left = after.left_over(before)
+    deadline = time.monotonic() + 5
+    while (left := snapshot().left_over(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a sandbox's last processes are being reaped as its init exits
     assert not left, f"left behind: {left}"
+
+
+@pytest.fixture
+def lab_dir(tmp_path) -> Path:
+    """A folder a lab may write (the lab's account's, when the tests run as root)."""
+    hand_to_lab(tmp_path)
+    return tmp_path
 
 
 @dataclass
@@ -72,9 +79,67 @@ def catalogue(tmp_path_factory, worker_id) -> Catalogue:
             run = subprocess.run([sys.executable, "-m", "lab", "run", "--all", "--quiet", "--out", str(out),
                                   "--junit", str(out / "all.xml")], capture_output=True, text=True, cwd=paths.ROOT,
                                  timeout=1800)
-            left = {k: sorted(map(str, v)) for k, v in snapshot().left_over(before).items()}
+            deadline = time.monotonic() + 5
+            while (left := snapshot().left_over(before)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left = {k: sorted(map(str, v)) for k, v in left.items()}
             record.write_text(json.dumps({"args": run.args, "returncode": run.returncode, "stdout": run.stdout,
                                           "stderr": run.stderr, "left": left}))
     done = json.loads(record.read_text())
     return Catalogue(out, subprocess.CompletedProcess(done["args"], done["returncode"], done["stdout"],
                                                       done["stderr"]), done["left"])
+
+
+# -- ordinary accounts, for what trainees and non-root users do ---------------------------------
+
+ACCOUNT_LOCK = Path(tempfile.gettempdir()) / "ipsec-lab-tests-accounts.lock"
+
+
+@dataclass
+class Account:
+    name: str
+    home: Path
+
+    def lab(self, *args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
+        """`lab ARGS` run by this account from its home (as a trainee types it)."""
+        return subprocess.run([sys.executable, "-m", "lab.sandbox.runas", self.name, "--", sys.executable, "-m", "lab",
+                               *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lab.sandbox.runas", self.name, "--", *argv],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def _shadow(*argv: str) -> None:
+    """useradd/userdel, one at a time across test workers (they lock /etc/passwd and fail if busy)."""
+    with open(ACCOUNT_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def accounts(worker_id):
+    """Two ordinary accounts of this test worker (made with subordinate ids, as Debian's useradd
+    makes any user), removed with their homes at the end. Root only."""
+    if os.geteuid() != 0:
+        pytest.skip("making test accounts needs root")
+    made = []
+    try:
+        for who in ("a", "b"):
+            name = f"iplt{os.getpid() % 100000}{who}"
+            _shadow("useradd", "--create-home", "--shell", "/bin/bash", name)
+            made.append(Account(name, Path(pwd.getpwnam(name).pw_dir)))
+        yield made
+    finally:
+        for account in made:
+            _shadow("userdel", "--remove", account.name)
+
+
+@pytest.fixture
+def room(monkeypatch):
+    """A training room of this test's own (as `make setup` makes the real one)."""
+    path = Path(tempfile.mkdtemp(prefix="ipsec-lab-room-"))
+    os.chmod(path, 0o1733)
+    monkeypatch.setenv("LAB_ROOM", str(path))
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=False)

@@ -12,7 +12,7 @@ import pytest
 
 from lab import paths
 from lab.schema.load import load_scenario
-from tests.leaks import lab_charons_of
+from tests.leaks import charons_below
 
 LAB = [sys.executable, "-m", "lab"]
 
@@ -103,7 +103,7 @@ def test_interrupt_tears_down(tmp_path, sig, no_leaks):
                             env={**os.environ, "COLUMNS": "200"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
-    while len(lab_charons_of(proc.pid)) < 8:  # two phase labs up (HQ and three branches each)
+    while len(charons_below(proc.pid)) < 8:  # two phase labs up (HQ and three branches each)
         assert time.monotonic() < deadline and proc.poll() is None, "the labs did not come up"
         time.sleep(0.05)
     proc.send_signal(sig)
@@ -164,19 +164,21 @@ def test_all_with_junit_counts_every_phase(catalogue):
 @pytest.mark.lab
 def test_keep_holds_a_failing_lab_open(tmp_path, no_leaks):
     import re
+    import shlex
 
     path = _variant(tmp_path, 'pattern: "received AUTHENTICATION_FAILED notify error"}',
                     'pattern: "this line is never logged", within: 0.3}')
     proc = subprocess.Popen([*LAB, "run", str(path), "--keep", "--out", str(tmp_path)], cwd=paths.ROOT,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    pids = {}
+    enter = {}
     for line in proc.stderr:
-        match = re.match(r"\s+(\w+): sudo mnexec -a (\d+)", line)
+        match = re.match(r"\s+(\w+): (/usr/bin/nsenter .* mnexec -a \d+ .*)$", line)
         if match:
-            pids[match.group(1)] = match.group(2)
+            enter[match.group(1)] = shlex.split(match.group(2))
         if "SIGTERM" in line:
             break
-    inside = subprocess.run(["mnexec", "-a", pids["gw1"], "ip", "-br", "addr"], capture_output=True, text=True)
+    assert enter["gw1"][-1] == "bash"  # the printed command, run as printed but for the shell
+    inside = subprocess.run([*enter["gw1"][:-1], "ip", "-br", "addr"], capture_output=True, text=True)
     assert "203.0.113.2/30" in inside.stdout  # the failing fault lab is still up
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)

@@ -4,7 +4,9 @@ import json
 import pytest
 
 from lab.progress import Progress
-from lab.runner import new_run_id, run_phase
+from lab.run.phase import run_phase
+from lab.run.scenarios import new_run_id
+from lab.run.worker import call
 from lab.schema.load import load_scenario
 from lab.schema.locate import scenario_names
 
@@ -55,14 +57,14 @@ def test_phases(name, catalogue):
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_symptoms_fail_on_baseline(name, tmp_path, no_leaks):
+def test_symptoms_fail_on_baseline(name, lab_dir, no_leaks):
     """A symptom that also shows on a healthy lab proves nothing (nor does what a partial fix
     is expected to leave broken)."""
     sc = load_scenario(name)
     partial = sc.spec.partial_fix.expect if sc.spec.partial_fix else []
     evidence = [c for c in [*sc.spec.symptoms, *partial] if not c.context]  # context is true when healthy too
-    result = run_phase(sc, "baseline", tmp_path / "baseline", new_run_id(), Progress(quiet=True),
-                       checks=evidence, label="symptoms-on-baseline")
+    result = call(run_phase, sc, "baseline", lab_dir / "baseline", new_run_id(), Progress(quiet=True),
+                  evidence, "symptoms-on-baseline", writable=(lab_dir,))
     assert result.error is None
     held = [(c.name, c.observed) for c in result.checks if c.passed]
     assert not held, f"symptom checks that also hold without the fault: {held}"

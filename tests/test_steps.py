@@ -1,9 +1,10 @@
-"""Each step kind applied to a real lab, observed with the check kinds."""
+"""Each step kind applied to a real lab (in a sandbox of its own), observed with the check kinds."""
 import pytest
 
 from lab.checks import evaluate
 from lab.checks.tunnel import TunnelCheck
-from lab.running_lab import RunningLab
+from lab.run.lab import RunningLab
+from lab.run.worker import call
 from lab.schema.load import load_scenario
 from lab.steps.ipsec import InitiateStep, SwanctlStep, TerminateStep
 from lab.steps.network import RouteStep, RuleStep, SysctlStep
@@ -16,7 +17,11 @@ def reaches(lab: RunningLab, node: str, dst: str, src: str | None = None) -> boo
     return lab.exec(node, argv, check=False).returncode == 0
 
 
-def test_kernel_steps(tmp_path, no_leaks):
+def test_kernel_steps(lab_dir, no_leaks):
+    call(_kernel_steps, lab_dir, writable=(lab_dir,))
+
+
+def _kernel_steps(tmp_path):
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps1") as lab:
         assert reaches(lab, "gw1", "198.51.100.2")
         SysctlStep(node="inet", key="net.ipv4.ip_forward", value=0).apply(lab)
@@ -36,7 +41,11 @@ def test_kernel_steps(tmp_path, no_leaks):
         assert not reaches(lab, "gw1", "198.51.100.2", src="203.0.113.2")
 
 
-def test_strongswan_steps(tmp_path, no_leaks):
+def test_strongswan_steps(lab_dir, no_leaks):
+    call(_strongswan_steps, lab_dir, writable=(lab_dir,))
+
+
+def _strongswan_steps(tmp_path):
     up = TunnelCheck(node="gw1", ike="hq", child="net", within=5)
     down = TunnelCheck(node="gw1", ike="hq", expect="down", within=0.5)
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps2") as lab:
@@ -53,8 +62,12 @@ def test_strongswan_steps(tmp_path, no_leaks):
         assert any("established" in o for o in lab.charon("gw1").outcomes)
 
 
-def test_ikev1_tunnel(tmp_path, no_leaks):
+def test_ikev1_tunnel(lab_dir, no_leaks):
     """The same nodes speak IKEv1 (Main Mode + Quick Mode) when both sides say version 1."""
+    call(_ikev1_tunnel, lab_dir, writable=(lab_dir,))
+
+
+def _ikev1_tunnel(tmp_path):
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps3") as lab:
         SwanctlStep(node="gw1", set={"connections": {"hq": {"version": 1}}}).apply(lab)
         SwanctlStep(node="gw2", set={"connections": {"branch": {"version": 1}}}).apply(lab)

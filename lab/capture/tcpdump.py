@@ -9,13 +9,10 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lab.errors import LabError, died, exit_reason
+from lab.network import Network, stop_process
 from lab.schema.scenario import CapturePoint
-
-if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
 
 READY_TIMEOUT = 5.0
 SNAPLEN = 65535 + 14  # the largest IPv4 packet and its Ethernet header
@@ -30,24 +27,24 @@ def offloads_off(intf: str) -> list[str]:
 class PacketCapture:
     """tcpdump on one capture point for the whole phase."""
 
-    def __init__(self, lab: "RunningLab", point: CapturePoint, nat_t_ports: frozenset[int]):
+    def __init__(self, net: Network, point: CapturePoint, folder: Path, nat_t_ports: frozenset[int]):
         self.point = point
-        self.path: Path = lab.phase_dir / f"{point.name}.pcap"
-        self.mac = lab.mac(point.node, point.intf)
+        self.path: Path = folder / f"{point.name}.pcap"
+        self.mac = net.mac(point.node, point.intf)
         self.nat_t_ports = nat_t_ports
         self._decoded: dict[str, tuple[int, list]] = {}
         # what the report needs to read the pcap once the lab is gone
-        (lab.phase_dir / f"{point.name}.capture.json").write_text(json.dumps(
+        (folder / f"{point.name}.capture.json").write_text(json.dumps(
             {"node": point.node, "intf": point.intf, "mac": self.mac}))
-        err = lab.phase_dir / f"{point.name}.tcpdump.log"
+        err = folder / f"{point.name}.tcpdump.log"
         self._stderr = err.open("w+")
         # libpcap's immediate mode gives every ring slot the snap length when the interface
         # reports offloads, and the MTU (+18) when it does not: with offloads off, the 16 MiB
         # ring holds some 10,000 packets instead of 256, so a burst of 65000-byte pings fits.
-        lab.exec(point.node, offloads_off(point.intf))
+        net.exec(point.node, offloads_off(point.intf))
         # -U: each packet reaches the file at once, so checks can read it while it grows;
         # -Z root: Debian's tcpdump otherwise drops to a user that cannot write here.
-        self.proc = lab.spawn(point.node, ["tcpdump", "-i", point.intf, "-n", "-s", str(SNAPLEN),
+        self.proc = net.spawn(point.node, ["tcpdump", "-i", point.intf, "-n", "-s", str(SNAPLEN),
                                           "-B", str(BUFFER_KIB), "-U", "--immediate-mode",
                                           "-Z", "root", "-w", str(self.path)],
                               stdout=subprocess.DEVNULL, stderr=self._stderr)
@@ -80,13 +77,7 @@ class PacketCapture:
         return cached[1]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # tcpdump flushes and closes the pcap on SIGINT
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGINT)  # tcpdump flushes and closes the pcap on SIGINT
         self._stderr.close()
 
 

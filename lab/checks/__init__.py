@@ -18,7 +18,7 @@ from lab.schema.refs import CaptureRef, NodeRef, Ref
 from lab.schema.types import FileModel, Interval, Prose, Window
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 REGISTRY = Registry("check", __name__)
 register = REGISTRY.register

@@ -12,7 +12,7 @@ from lab.schema.refs import CaptureRef, Ref
 from lab.schema.types import CaptureFilter, FileModel, Identifier, NotifyName
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 SHOWN = 3
 

@@ -18,7 +18,7 @@ from lab.checks import Check, Probe, register
 from lab.schema.types import LogPattern, NodeName, regex_options
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.:/%+=,@-]{1,64}")
 # program -> what its arguments (joined by spaces) must look like: reading, never changing

@@ -10,7 +10,7 @@ from lab.checks import Check, Probe, register
 from lab.schema.types import LogPattern, NodeName, regex_options
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 
 @register

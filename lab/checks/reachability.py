@@ -11,7 +11,7 @@ from lab.schema.refs import NodeRef, Ref
 from lab.schema.types import IpAddr, NodeName
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 
 @register

@@ -10,7 +10,7 @@ from lab.schema.refs import NodeRef, Ref, SaRef
 from lab.schema.types import FileModel, Identifier, Network, NodeName
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 
 class Bounds(FileModel):

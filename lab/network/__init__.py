@@ -1,15 +1,15 @@
 """The lab's nodes and links on Mininet: one namespace per node, nothing in the root namespace.
 
 Mininet creates each veth pair from inside the first node's namespace with the
-peer born in the second's, so lab interfaces never appear in the root namespace
-and their names only need to be unique per node. Segments with more than two
+peer born in the second's, so lab interfaces never appear in the sandbox's own
+namespace and their names only need to be unique per node. Segments with more than two
 members meet on a Linux bridge inside a namespace of its own. Every command
 inside a node goes through `exec`/`spawn` here (mnexec attaches to the node's
 network and mount namespaces).
 """
 from __future__ import annotations
 
-import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -25,35 +25,21 @@ BRIDGE = "br0"
 PYTHON = sys.executable  # the TCP relay runs as `python -m lab.transport.relay`
 
 
-class LabNode(Node):
-    """A Mininet node whose every process (its shell, and all it starts) carries the run's
-    marks in its environment, so `lab clean` can tell what a dead run left (lab.owner)."""
-
-    def __init__(self, name: str, marks: dict[str, str], **params: Any):
-        self.marks = marks  # before Node.__init__, which starts the shell
-        super().__init__(name, **params)
-
-    def _popen(self, cmd: list[str], **params: Any):
-        params["env"] = {**(params.get("env") or os.environ), **self.marks}
-        return super()._popen(cmd, **params)
-
-
 class Network:
-    def __init__(self, topology: Topology, run_id: str, marks: dict[str, str]):
+    def __init__(self, topology: Topology, run_id: str):
         from mininet.log import setLogLevel
         from mininet.net import Mininet
 
         setLogLevel("error")
         self.topology = topology
         self.run_id = run_id
-        self.marks = marks
         # No controller, no switches, no Mininet addressing: the topology says it all.
         self._net = Mininet(controller=None, build=False, autoSetMacs=False, autoStaticArp=False)
         self.nodes: dict[str, Any] = {}
         try:
             for name in topology.nodes:
                 # A private /run gives each charon its own pid file.
-                self.nodes[name] = self._net.addHost(name, cls=LabNode, marks=marks, ip=None, privateDirs=["/run"])
+                self.nodes[name] = self._net.addHost(name, cls=Node, ip=None, privateDirs=["/run"])
             for link in topology.links:
                 if len(link.ends) == 2:
                     a, b = link.ends
@@ -67,7 +53,7 @@ class Network:
             raise
 
     def _bridge(self, name: str, ends) -> None:
-        bridge = self._net.addHost(name, cls=LabNode, marks=self.marks, ip=None)
+        bridge = self._net.addHost(name, cls=Node, ip=None)
         self.nodes[name] = bridge
         for i, end in enumerate(ends):
             self._net.addLink(self.nodes[end.node], bridge, intfName1=end.intf, intfName2=f"p{i}")
@@ -126,3 +112,15 @@ class Network:
     def stop(self) -> None:
         """Links first, then the node shells; processes in the nodes must be stopped before."""
         self._net.stop()
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 3) -> None:
+    """`sig`, then SIGKILL if it has not exited within `timeout` seconds; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,26 +1,25 @@
 """One running lab: network, charon daemons and captures of one phase, and their teardown.
 
-Everything the lab starts is recorded here, so teardown (normal end, failure,
-Ctrl-C) stops exactly that and nothing else on the machine.
+A lab is built inside a sandbox (lab.sandbox): its processes, namespaces and runtime files
+end with the sandbox whatever happens. Teardown is still orderly, for what it leaves on
+disk: captures are flushed before the daemons stop, and what every daemon said is kept.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from lab.capture.tcpdump import PacketCapture
 from lab.errors import LabError
 from lab.monitor import PingMonitor
-from lab.network import Network
-from lab.owner import Owner, marks, write_owner_file
+from lab.network import Network, stop_process
 from lab.schema.load import LoadedScenario
 from lab.strongswan.charon import CharonDaemon
 from lab.strongswan.pki import DONE, Credentials
@@ -34,9 +33,9 @@ class RunningLab:
         self.scenario = scenario
         self.phase_dir = phase_dir
         self.run_id = run_id
-        self.owner = Owner.me()
+        # unix socket paths are limited to 108 bytes, so vici sockets live here (the sandbox's
+        # private /tmp: it goes with the sandbox)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"ipsec-lab-{run_id}-"))
-        write_owner_file(self.runtime_dir, run_id, self.owner)
         self.network: Network | None = None
         self.credentials: Credentials | None = None
         self._charons: dict[str, CharonDaemon] = {}
@@ -68,53 +67,44 @@ class RunningLab:
         shared = self.phase_dir.parent / "pki"  # made once for the run when its phases run side by side
         where = shared if (shared / DONE).exists() else self.phase_dir / "pki"
         self.credentials = Credentials(pki, where) if (pki.cas or pki.certs) else None
-        self.network = Network(self.scenario.topology, self.run_id, marks(self.run_id, self.owner))
+        self.network = net = Network(self.scenario.topology, self.run_id)
         # Captures first, so they see the first IKE packet.
         nat_t_ports = self.scenario.nat_t_ports()
         for point in self.scenario.spec.captures:
-            self._captures[point.name] = PacketCapture(self, point, nat_t_ports)
+            self._captures[point.name] = PacketCapture(net, point, self.phase_dir, nat_t_ports)
         for node, encap in self.scenario.tcp_encap.items():
-            add_addresses(self, node, encap)
+            add_addresses(net, node, encap)
         for node, config in self.scenario.gateways.items():
-            charon = CharonDaemon(self, node, config)
+            charon = CharonDaemon(net, node, config, self.phase_dir, self.runtime_dir, self.run_id, self.credentials)
             self._charons[node] = charon
             charon.start()
         for node, encap in self.scenario.tcp_encap.items():
-            self._relays[node] = RelayProcess(self, node, encap)
+            self._relays[node] = RelayProcess(net, node, encap, self.phase_dir)
 
     def teardown(self) -> None:
         errors = []
         # Captures end first: what charon and the kernel say while the lab comes apart (ICMP port
         # unreachable for a daemon already gone) is no part of the phase.
-        for capture in self._captures.values():
+        parts = [*(("capture " + c.point.name, c) for c in self._captures.values()),
+                 *(("charon " + n, c) for n, c in self._charons.items()),
+                 *(("relay " + n, r) for n, r in self._relays.items()),
+                 *(("monitor " + n, m) for n, m in self.monitors.items())]
+        for name, part in parts:
             try:
-                capture.stop()
+                part.stop()
             except Exception as exc:  # keep tearing down the rest
-                errors.append(f"capture {capture.point.name}: {exc}")
-        for charon in self._charons.values():
-            try:
-                charon.stop()
-            except Exception as exc:
-                errors.append(f"charon {charon.node}: {exc}")
+                errors.append(f"{name}: {exc}")
         for proc in self._procs:
-            _stop(proc)
+            stop_process(proc)
         if self.network is not None:
             self.network.stop()
             self.network = None
-        self._sweep()
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if errors:
             raise LabError("teardown: " + "; ".join(errors))
 
-    def _sweep(self) -> None:
-        """A process this lab started as a signal landed (forked, not yet recorded) would outlive
-        it: whatever still carries this lab's marks (its run id and this owner) is killed."""
-        from lab.clean import kill_marked
-
-        kill_marked(self.run_id, self.owner.pid)
-
     # -- what steps and checks use ------------------------------------------
     def spawn(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        """A process of a step (a web server, traffic), stopped at teardown."""
         proc = self._net().spawn(node, argv, **kwargs)
         self._procs.append(proc)
         return proc
@@ -126,16 +116,9 @@ class RunningLab:
     def mac(self, node: str, intf: str) -> str:
         return self._net().mac(node, intf)
 
-    def env(self, extra: dict[str, str]) -> dict[str, str]:
-        return {**os.environ, **extra}
-
     def node_pids(self) -> dict[str, int]:
-        """The shell of each node: `mnexec -a PID` enters its namespaces."""
+        """The shell of each node, as the sandbox numbers it: `mnexec -a PID` enters its namespaces."""
         return {name: node.pid for name, node in self._net().nodes.items()}
-
-    def processes(self) -> list[int]:
-        """Processes this lab started that still run (charon, tcpdump, relays)."""
-        return [p.pid for p in self._procs if p.poll() is None]
 
     def charon_env(self, node: str) -> dict[str, str]:
         return self._charons[node].env if node in self._charons else {}
@@ -162,24 +145,13 @@ class RunningLab:
         """A monitor started again (a workshop's `lab check` retries the start steps) starts its
         record afresh: the old ping stops first, or both would write the one log."""
         if name in self.monitors:
-            _stop(self.monitors[name].proc)
-        self.monitors[name] = PingMonitor(self, name, node, argv, every)
+            self.monitors[name].stop()
+        self.monitors[name] = PingMonitor(self._net(), name, node, argv, every, self.phase_dir)
 
     def _net(self) -> Network:
         if self.network is None:
             raise LabError("the lab is not built")
         return self.network
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Phases of a scenario, each on a freshly built lab, and the result.json they add up to.
+"""One phase of a scenario on a freshly built lab: its steps, its checks, its verdict.
 
 baseline: no fault, the healthy checks must hold.
 fault:    the fault applied, every documented symptom must be observed.
@@ -20,7 +20,7 @@ from typing import Callable
 from lab.capture.tcpdump import kernel_drops
 from lab.checks import CheckResult, observe
 from lab.errors import LabError
-from lab.running_lab import RunningLab
+from lab.run.lab import RunningLab
 from lab.progress import Progress
 from lab.schema.load import LoadedScenario
 
@@ -49,10 +49,6 @@ class PhaseResult:
         if self.error:
             out["error"] = self.error
         return out
-
-
-def new_run_id() -> str:
-    return secrets.token_hex(3)
 
 
 def phase_steps(sc: LoadedScenario, phase: str) -> list[tuple[str, object]]:
@@ -131,123 +127,3 @@ def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progr
 
 def lab_charons(lab: RunningLab):
     return [lab.charon(n) for n in lab.scenario.gateways]
-
-
-PHASE_HEADERS = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
-                 "partial": "(fault + a fix that is not enough: its expectations)",
-                 "fix": "(fault + fix: healthy expected)"}
-
-
-def run_scenario(sc: LoadedScenario, out: Path, progress: Progress,
-                 hold: Callable[[RunningLab], None] | None = None, jobs: int = 1) -> dict:
-    return run_scenarios([sc], out, progress, hold, jobs)[0]
-
-
-def run_scenarios(scenarios: list[LoadedScenario], out: Path, progress: Progress,
-                  hold: Callable[[RunningLab], None] | None = None, jobs: int = 1) -> list[dict]:
-    """Every phase of every scenario; `jobs` > 1: that many phases at once, each in a worker process
-    (lab.scheduler); `hold` (lab run --keep) needs a terminal, so it runs in this process, in turn."""
-    if jobs <= 1 or hold is not None:
-        return [_serial(sc, out, progress, hold) for sc in scenarios]
-    from lab import scheduler
-
-    docs: dict[str, dict] = {}
-    # a scenario's PKI (RSA 4096 keys take seconds) is made while other scenarios' phases run;
-    # its own phases wait for it
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    try:
-        # the longest scenarios first (prepared first, so ready in that order): the timer
-        # scenarios' 10-15 s phases run beside the many 1-3 s ones, not after them
-        longest_first = sorted(scenarios, key=expected_s, reverse=True)
-        runs = {sc.name: pool.submit(_prepare, sc, out) for sc in longest_first}
-        run_ids = {sc.name: new_run_id() for sc in scenarios}
-        tasks = [scheduler.Task(sc, sc.params, phase, out / sc.name / phase, run_ids[sc.name], ready=runs[sc.name].done)
-                 for sc in longest_first for phase in sc.spec.phases()]
-
-        def done(task: "scheduler.Task") -> None:
-            mine = [t for t in tasks if t.sc.name == task.sc.name]
-            if all(t.result is not None for t in mine):
-                progress.scenario(task.sc.name, task.sc.spec.title.en)
-                scheduler.show(progress, mine, PHASE_HEADERS)
-                prepared_s = runs[task.sc.name].result()
-                # its own time: preparing it, then from its first phase's start (not the time it
-                # waited behind other scenarios' phases for a job)
-                started = min(t.started for t in mine) - prepared_s
-                docs[task.sc.name] = _finish(task.sc, out / task.sc.name, task.run_id, started,
-                                             [t.result for t in mine], progress)
-
-        scheduler.run(tasks, jobs, progress, done)
-    finally:
-        pool.shutdown(cancel_futures=True)  # Ctrl-C: no PKI is started for a run that is over
-    return [docs[sc.name] for sc in scenarios]
-
-
-def expected_s(sc: LoadedScenario) -> float:
-    """About how long a scenario's longest phase holds its job: its negative checks' windows, or
-    the longest lab timer (a timer scenario's fault phase waits for it)."""
-    windows = [sum(c.within for c in sc.spec.checks(phase) if not c.eventually()) for phase in sc.spec.phases()]
-    return max([*windows, *(t.lab for t in sc.timers.values())])
-
-
-def _prepare(sc: LoadedScenario, out: Path) -> float:
-    """The scenario's folder, emptied, and its PKI, made once for the run: the seconds it took."""
-    scenario_dir = out / sc.name
-    if scenario_dir.exists():
-        shutil.rmtree(scenario_dir)  # results of an earlier run of this scenario only
-    scenario_dir.mkdir(parents=True)
-    started = time.monotonic()
-    if sc.pki.cas or sc.pki.certs:
-        from lab.strongswan.pki import Credentials
-        try:
-            Credentials(sc.pki, scenario_dir / "pki")  # RSA 4096 keys take seconds
-        except LabError:
-            pass  # each phase makes its own and reports the failure as its error
-    return time.monotonic() - started
-
-
-def _serial(sc: LoadedScenario, out: Path, progress: Progress, hold) -> dict:
-    started = time.monotonic()
-    _prepare(sc, out)
-    scenario_dir, run_id = out / sc.name, new_run_id()
-    progress.scenario(sc.name, sc.spec.title.en)
-    results = []
-    phases = sc.spec.phases()
-    for phase in phases:
-        progress.phase(phase, PHASE_HEADERS[phase])
-        results.append(run_phase(sc, phase, scenario_dir / phase, run_id, progress, hold=hold))
-        if results[-1].error:
-            break  # a lab that cannot be built will not build for the next phase either
-    return _finish(sc, scenario_dir, run_id, started, [r.as_dict() for r in results], progress, len(phases))
-
-
-def document(sc: LoadedScenario, run_id: str, passed: bool, duration_s: float, phases: list[dict],
-             scenario_dir: Path) -> dict:
-    """The result.json of a run (or of a workshop's `lab check`, whose one phase is the check)."""
-    return {
-        "scenario": sc.name,
-        "title": sc.spec.title.model_dump(),
-        "source": sc.spec.source.case,
-        "run_id": run_id,
-        "passed": passed,
-        "duration_s": duration_s,
-        "diagnosis": {"step": sc.spec.diagnosis.step, "class": sc.spec.diagnosis.class_},
-        "timers": [{"name": n, "production_s": t.production, "lab_s": t.lab,
-                    "compression": round(t.production / t.lab, 1) if t.lab else None}
-                   for n, t in sc.timers.items()],
-        "phases": phases,
-        "artifacts": sorted(str(p.relative_to(scenario_dir)) for p in scenario_dir.rglob("*")
-                            if p.is_file() and p.suffix in (".pcap", ".log", ".conf")),
-    }
-
-
-def _finish(sc: LoadedScenario, scenario_dir: Path, run_id: str, started: float, phases: list[dict],
-            progress: Progress, expected: int | None = None) -> dict:
-    """result.json and report.html of a scenario whose phases are over."""
-    passed = len(phases) == (expected or len(phases)) and all(p["passed"] for p in phases)
-    doc = document(sc, run_id, passed, round(time.monotonic() - started, 3), phases, scenario_dir)
-    path = scenario_dir / "result.json"
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    from lab.report import html  # scapy is imported only when a report is made
-    html.write(sc, doc, scenario_dir)
-    progress.verdict(sc.name, passed, doc["duration_s"], str(path))
-    return doc

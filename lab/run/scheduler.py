@@ -1,4 +1,4 @@
-"""Phases side by side: at most `jobs` phase workers (lab.worker) at once, across scenarios.
+"""Phases side by side: at most `jobs` sandboxed phase workers (lab.run.worker) at once, across scenarios.
 
 Every phase is a fresh lab of its own, so the three phases of a scenario, and the phases of
 many scenarios, need not wait for each other: a scenario takes about as long as its longest
@@ -9,42 +9,36 @@ Ctrl-C or SIGTERM stops every worker, each tearing its lab down, before `lab run
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import selectors
-import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from multiprocessing.connection import Connection
 from typing import Callable
 
 from rich.live import Live
 
-from lab import worker
-from lab.clean import kill_marked
-from lab.owner import Owner
-from lab.progress import Progress, replay
+from lab.progress import EventProgress, Progress, replay
+from lab.run.phase import run_phase
+from lab.run.worker import SandboxedChild
 from lab.schema.load import LoadedScenario
 
 STOP_TIMEOUT = 30.0
-# Workers are forked from one process that imported the lab once (lab.worker says why); it is
-# started with the first worker and exits with `lab run`.
-_FORK_SERVER = multiprocessing.get_context("forkserver")
-_FORK_SERVER.set_forkserver_preload(["lab.worker"])
 
 
 @dataclass
 class Task:
     sc: LoadedScenario
-    params: dict[str, str]
     phase: str
     phase_dir: Path
     run_id: str
     events: list[dict] = field(default_factory=list)
     result: dict | None = None
     status: str = "waiting"
-    proc: subprocess.Popen | None = None
+    proc: SandboxedChild | None = None
+    output: object = None  # the read end of the worker's output
     buffer: str = ""
     started: float = 0.0  # monotonic, when its worker was started
     ready: Callable[[], bool] = lambda: True  # False while what its phase needs is being made
@@ -68,39 +62,21 @@ def mem_available_mb() -> float:
     return 0.0
 
 
-class Worker:
-    """A phase worker (lab.worker.serve) forked from the fork server, driven like a Popen."""
-
-    def __init__(self, request: dict):
-        read_end, write_end = os.pipe()
-        self.stdout = os.fdopen(read_end, "rb", buffering=0)
-        out = Connection(write_end, readable=False)
-        self._process = _FORK_SERVER.Process(target=worker.serve, args=(request, out, Owner.me()),
-                                             name=f"lab-{request['run_id']}-{request['phase']}")
-        self._process.start()
-        out.close()  # the worker holds the only write end: its exit is the end of its output
-        self.pid = self._process.pid
-
-    def poll(self) -> int | None:
-        return self._process.exitcode
-
-    def wait(self, timeout: float | None = None) -> int:
-        self._process.join(timeout)
-        if self._process.exitcode is None:
-            raise subprocess.TimeoutExpired(self._process.name, timeout)
-        self.stdout.close()
-        return self._process.exitcode
-
-    def terminate(self) -> None:
-        self._process.terminate()
-
-    def kill(self) -> None:
-        self._process.kill()
+def _phase(task: Task) -> None:
+    """In the worker: the phase, its progress and then its result as JSON lines on standard output."""
+    result = run_phase(task.sc, task.phase, task.phase_dir, task.run_id, EventProgress(sys.stdout))
+    print(json.dumps({"result": result.as_dict()}), flush=True)
 
 
 def _start(task: Task) -> None:
-    task.proc = Worker({"scenario": str(task.sc.path), "params": task.params, "phase": task.phase,
-                        "phase_dir": str(task.phase_dir), "run_id": task.run_id})
+    # A fork copies one thread: any other, holding a lock as it forked, would leave it held.
+    assert threading.active_count() == 1, "lab run must start no thread before its workers"
+    read_end, write_end = os.pipe()
+    try:
+        task.proc = SandboxedChild(_phase, (task,), writable=(task.phase_dir.parent,), output=write_end)
+    finally:
+        os.close(write_end)  # the worker holds the only write end: its exit is the end of its output
+    task.output = os.fdopen(read_end, "rb", buffering=0)
     task.status = "starting"
     task.started = time.monotonic()
 
@@ -115,7 +91,7 @@ def _next(pending: list[Task], begun: set[str]) -> Task | None:
 
 def _read(task: Task) -> bool:
     """New lines of the worker; False at its end."""
-    chunk = os.read(task.proc.stdout.fileno(), 65536).decode(errors="replace")
+    chunk = os.read(task.output.fileno(), 65536).decode(errors="replace")
     if not chunk:
         return False
     task.buffer += chunk
@@ -143,8 +119,9 @@ def _status(event: dict) -> str:
     return call.replace("_", " ")
 
 
-def _failed(task: Task, reason: str) -> dict:
-    return {"name": task.phase, "passed": False, "duration_s": 0.0, "checks": [], "steps": [], "notes": [],
+def failed(phase: str, reason: str) -> dict:
+    """The record of a phase that has no result: its worker could not run it."""
+    return {"name": phase, "passed": False, "duration_s": 0.0, "checks": [], "steps": [], "notes": [],
             "traffic": {}, "attempts": 1, "diagnosis": None, "error": reason}
 
 
@@ -153,7 +130,8 @@ def run(tasks: list[Task], jobs: int, console_progress: Progress, on_done) -> No
     pending, running = list(tasks), []
     begun: set[str] = set()  # scenarios with a phase started
     selector = selectors.DefaultSelector()
-    live = Live(refresh_per_second=4, console=console_progress.console, transient=True) \
+    # refreshed by this loop, not by a thread of rich's own (workers are forked: no thread may run)
+    live = Live(auto_refresh=False, console=console_progress.console, transient=True) \
         if console_progress.console.is_terminal and not console_progress.quiet else None
     try:
         if live:
@@ -163,21 +141,22 @@ def run(tasks: list[Task], jobs: int, console_progress: Progress, on_done) -> No
                 pending.remove(task)
                 begun.add(task.sc.name)
                 _start(task)
-                selector.register(task.proc.stdout, selectors.EVENT_READ, task)
+                selector.register(task.output, selectors.EVENT_READ, task)
                 running.append(task)
             for key, _ in selector.select(timeout=0.25):
                 task = key.data
                 if not _read(task):
-                    selector.unregister(task.proc.stdout)
+                    selector.unregister(task.output)
+                    task.output.close()
                     code = task.proc.wait()
                     running.remove(task)
                     if task.result is None:
                         said = " / ".join(e["args"][0] for e in task.events[-3:] if e["call"] == "step")
-                        task.result = _failed(task, f"phase worker exited ({code}) without a "
+                        task.result = failed(task.phase, f"phase worker exited ({code}) without a "
                                                     f"result: {said}")
                     on_done(task)
             if live:
-                live.update("\n".join(f"  {t.sc.name} {t.phase}: {t.status}" for t in running))
+                live.update("\n".join(f"  {t.sc.name} {t.phase}: {t.status}" for t in running), refresh=True)
     except KeyboardInterrupt:
         _stop(running)
         raise
@@ -195,10 +174,9 @@ def _stop(running: list[Task]) -> None:
     for task in running:
         try:
             task.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            task.proc.kill()
+        except TimeoutError:
+            task.proc.kill()  # its sandbox, and everything the lab started in it, goes with it
             task.proc.wait()
-            kill_marked(task.run_id, task.proc.pid)  # its teardown never ran: what it started goes too
 
 
 def show(progress: Progress, tasks: list[Task], headers: dict[str, str]) -> None:

@@ -16,7 +16,7 @@ from lab.schema.refs import NodeRef, Ref
 from lab.schema.types import FileModel, NodeName
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 REGISTRY = Registry("step", __name__)
 register = REGISTRY.register

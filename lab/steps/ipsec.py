@@ -10,7 +10,7 @@ from lab.schema.types import Identifier
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 GATEWAY = frozenset({"ipsec"})
 

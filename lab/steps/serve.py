@@ -13,7 +13,7 @@ from lab.schema.types import IpAddr
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 READY_TIMEOUT = 10.0
 

@@ -9,7 +9,7 @@ from lab.schema.refs import Ref, nested
 from lab.steps import Step, register
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
 
 
 @register

@@ -6,8 +6,8 @@ the lab see the same daemon.
 """
 from __future__ import annotations
 
+import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.errors import LabError, died
+from lab.network import Network, stop_process
 from lab.preflight import program
 from lab.schema.gateway import GatewayConfig
 from lab.strongswan import render
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.strongswan.pki import Credentials
 
 SWANCTL_DIRS = ("x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
 READY_TIMEOUT = 10.0
@@ -40,17 +41,21 @@ def _text(value: Any) -> Any:
 
 
 class CharonDaemon:
-    def __init__(self, lab: "RunningLab", node: str, config: GatewayConfig):
-        self.lab = lab
+    def __init__(self, net: Network, node: str, config: GatewayConfig, folder: Path, runtime_dir: Path,
+                 run_id: str, credentials: "Credentials | None"):
+        """`folder`: the phase's, where configuration and log go; `runtime_dir`: a short path for
+        the vici socket (unix socket paths are limited to 108 bytes)."""
+        self.net = net
         self.node = node
         self.config = config
-        self.dir = lab.phase_dir / node
+        self.run_id = run_id
+        self.credentials = credentials
+        self.dir = folder / node
         self.swanctl_dir = self.dir / "swanctl"
         self.swanctl_dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "strongswan.conf"
-        self.log = lab.phase_dir / f"{node}.charon.log"
-        # unix socket paths are limited to 108 bytes: keep them in the short runtime dir
-        self.socket = lab.runtime_dir / f"{node}.vici"
+        self.log = folder / f"{node}.charon.log"
+        self.socket = runtime_dir / f"{node}.vici"
         self.env = {"STRONGSWAN_CONF": str(self.conf), "SWANCTL_DIR": str(self.swanctl_dir)}
         self._proc: subprocess.Popen | None = None
         self._session = None
@@ -62,10 +67,10 @@ class CharonDaemon:
 
     # -- life cycle -------------------------------------------------------
     def start(self) -> None:
-        self.conf.write_text(render.strongswan_conf(self.node, self.lab.run_id, self.config, self.socket, self.log))
+        self.conf.write_text(render.strongswan_conf(self.node, self.run_id, self.config, self.socket, self.log))
         self._write_swanctl()
         out = (self.dir / "charon.stdout").open("w")
-        self._proc = self.lab.spawn(self.node, [program("charon")], env=self.lab.env(self.env),
+        self._proc = self.net.spawn(self.node, [program("charon")], env={**os.environ, **self.env},
                                     stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self._session, self._socket = self._connect()
@@ -90,13 +95,8 @@ class CharonDaemon:
                 time.sleep(0.01)
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc:
+            stop_process(self._proc, timeout=5)
         for thread in self._initiators:
             thread.join(timeout=2)
         if self._socket is not None:
@@ -104,15 +104,16 @@ class CharonDaemon:
 
     # -- configuration ----------------------------------------------------
     def _write_swanctl(self) -> None:
-        (self.swanctl_dir / "swanctl.conf").write_text(render.swanctl_conf(self.node, self.lab.run_id, self.config))
+        (self.swanctl_dir / "swanctl.conf").write_text(render.swanctl_conf(self.node, self.run_id, self.config))
         self._install_credentials()
 
     def _install_credentials(self) -> None:
         """swanctl/x509 (own certs), private (their keys), x509ca (trusted and intermediate CAs)."""
         certs, _ = self.config.credential_refs()
-        files = {"x509": {n: self.lab.credentials.cert(n) for n in certs} if certs else {},
-                 "private": {n: self.lab.credentials.key(n) for n in certs} if certs else {},
-                 "x509ca": {n: self.lab.credentials.cert(n) for n in self.config.trust}}
+        pki = self.credentials
+        files = {"x509": {n: pki.cert(n) for n in certs} if certs else {},
+                 "private": {n: pki.key(n) for n in certs} if certs else {},
+                 "x509ca": {n: pki.cert(n) for n in self.config.trust}}
         for sub, wanted in files.items():
             folder = self.swanctl_dir / sub
             if folder.exists():
@@ -125,7 +126,7 @@ class CharonDaemon:
 
     def load(self) -> None:
         """`swanctl --load-all` inside the node: what an engineer runs after editing."""
-        self.lab.exec(self.node, ["env", *(f"{k}={v}" for k, v in self.env.items()),
+        self.net.exec(self.node, ["env", *(f"{k}={v}" for k, v in self.env.items()),
                                   "swanctl", "--load-all", "--clear", "--noprompt"])
 
     def change(self, patch: dict[str, Any]) -> None:
@@ -144,7 +145,7 @@ class CharonDaemon:
 
     def _set_mtu(self) -> None:
         if self.config.tunnel_mtu is not None:
-            self.lab.exec(self.node, ["ip", "link", "set", "dev", "ipsec0", "mtu", str(self.config.tunnel_mtu)])
+            self.net.exec(self.node, ["ip", "link", "set", "dev", "ipsec0", "mtu", str(self.config.tunnel_mtu)])
 
     # -- control and state -------------------------------------------------
     def initiate(self, child: str | None = None, ike: str | None = None) -> None:

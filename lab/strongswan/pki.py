@@ -28,7 +28,7 @@ class Credentials:
     def __init__(self, pki: Pki, directory: Path):
         self.dir = directory
         if (directory / DONE).exists():
-            return  # made once for the run (lab.runner), shared by its phases
+            return  # made once for the run (lab.run.scenarios), shared by its phases
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "pki.conf"
         conf.write_text(f"pki {{\n    load = {' '.join(PKI_PLUGINS)}\n}}\n")

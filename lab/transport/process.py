@@ -5,34 +5,32 @@ import json
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from lab.errors import LabError, died, exit_reason
+from lab.network import Network, stop_process
 from lab.schema.relay import TcpEncap
-
-if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
 
 READY_TIMEOUT = 10.0
 
 
-def add_addresses(lab: "RunningLab", node: str, encap: TcpEncap) -> None:
+def add_addresses(net: Network, node: str, encap: TcpEncap) -> None:
     """Before charon starts: the addresses charon and the relay talk over, on the node's own
     loopback (private to its namespace; this kernel has no dummy interfaces)."""
-    lab.exec(node, ["ip", "-batch", "-"], input="\n".join(
+    net.exec(node, ["ip", "-batch", "-"], input="\n".join(
         f"addr add {addr}/32 dev lo" for addr in encap.addresses()))
 
 
 class RelayProcess:
-    def __init__(self, lab: "RunningLab", node: str, encap: TcpEncap):
+    def __init__(self, net: Network, node: str, encap: TcpEncap, folder: Path):
         self.node = node
-        self.log = lab.phase_dir / f"{node}.relay.log"
-        config = lab.phase_dir / node / "relay.json"
+        self.log = folder / f"{node}.relay.log"
+        config = folder / node / "relay.json"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps({**encap.model_dump(), "log": str(self.log)}, indent=2))
-        stderr = lab.phase_dir / node / "relay.stderr"
+        stderr = folder / node / "relay.stderr"
         with stderr.open("w") as err:
-            self.proc = lab.spawn(node, [sys.executable, "-m", "lab.transport.relay", str(config)],
+            self.proc = net.spawn(node, [sys.executable, "-m", "lab.transport.relay", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + READY_TIMEOUT
         while "] ready" not in self.log_text():
@@ -42,6 +40,9 @@ class RelayProcess:
                 raise LabError(f"TCP relay on {node} did not start within {READY_TIMEOUT:g}s: "
                                f"{exit_reason(stderr, self.log)}")
             time.sleep(0.01)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""

@@ -1,4 +1,9 @@
-"""What the trainee's and trainer's terminals do: talk to the supervisor, enter nodes, show hints."""
+"""What the trainee's and trainer's terminals do: talk to the supervisor, enter nodes, show hints.
+
+Every command acts on the seat of the account that runs it; root (the trainer) may name
+another account's. The kernel enforces the same: an account's lab lives in a sandbox only
+that account and root may enter or signal, and its seat is readable by them alone.
+"""
 from __future__ import annotations
 
 import json
@@ -12,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.sandbox import join_argv
+from lab.sandbox.identity import hand_to_lab
 from lab.schema.load import LoadedScenario
 from lab.workshop import state
 from lab.workshop.state import Seat
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+CHECK_MARGIN_S = 60.0  # beyond the checks' own windows: the start steps, a re-arm, a report
 
 
 class NotRunning(LabError):
@@ -25,33 +33,38 @@ class NotRunning(LabError):
 
 
 def _whose(seat: Seat) -> str:
-    return "" if seat.trainee == state.DEFAULT_TRAINEE else f" for {seat.trainee}"
+    return "" if seat.account == state.account_name() else f" of {seat.account}"
 
 
 def running(seat: Seat) -> dict[str, Any]:
     current = seat.read()
     if current is None:
         raise NotRunning(f"no workshop lab is running{_whose(seat)}; start one with: lab start NAME")
-    if current.get("pid") and not state.alive(current["pid"]):
+    if current.get("pid") and not state.alive(current["pid"], current.get("started_at")):
         raise NotRunning(f"the workshop lab of {current['scenario']}{_whose(seat)} died; clean up with: lab stop")
     return current
 
 
 def start(seat: Seat, sc: LoadedScenario, out: Path, params: list[str], lang: str) -> dict[str, Any]:
+    seat.claim()
     current = seat.read()
     if current is not None:
-        alive = current.get("pid") and state.alive(current["pid"])
+        alive = current.get("pid") and state.alive(current["pid"], current.get("started_at"))
         raise LabError(f"a workshop lab{_whose(seat)} is already {'running' if alive else 'left over'}: "
                        f"{current['scenario']} (started {current['started']}); run lab stop first")
-    seat.write({"trainee": seat.trainee, "scenario": sc.name, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "lang": lang, "hints_shown": 0, "checks_run": 0, "last_verdict": None, "ready": False, "pid": None,
-                "path": str(sc.path), "params": params})
-    out = out / seat.trainee
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "supervisor.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "lab.workshop.supervisor", seat.trainee, str(sc.path),
-                             str(out.resolve()), *params], stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # outlives this command
+    os.chmod(out, 0o700)  # the trainee's captures, keys and logs: the trainee's and root's only
+    hand_to_lab(out)
+    seat.write({"account": seat.account, "scenario": sc.name, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "lang": lang, "hints_shown": 0, "checks_run": 0, "last_verdict": None, "ready": False, "pid": None,
+                "path": str(sc.path), "params": params, "check_timeout_s": check_timeout(sc)})
+    with (out / "supervisor.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lab.workshop.supervisor", str(seat.room), seat.account,
+                                 str(sc.path), str(out), *params], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # outlives this command
+    # the supervisor waits outside its sandbox: this pid is how the lab is entered, signalled, stopped
+    seat.update(pid=proc.pid, started_at=state.start_time(proc.pid))
     deadline = time.monotonic() + READY_TIMEOUT
     while not (seat.read() or {}).get("ready"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -59,31 +72,44 @@ def start(seat: Seat, sc: LoadedScenario, out: Path, params: list[str], lang: st
                 proc.terminate()
                 proc.wait()
             seat.clear()
-            tail = (out / "supervisor.log").read_text().strip().splitlines()[-3:]
+            tail = (out / "supervisor.log").read_text(errors="replace").strip().splitlines()[-3:]
             raise LabError("the workshop lab did not come up: " + " / ".join(tail))
-        time.sleep(0.05)
+        time.sleep(0.05)  # the supervisor writes `ready` into the state file once the lab is up
     return seat.read()
 
 
-def request(seat: Seat, cmd: str, timeout: float = 120) -> dict[str, Any]:
-    running(seat)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(seat.socket))
-        with sock.makefile("rw") as stream:
-            stream.write(json.dumps({"cmd": cmd}) + "\n")
-            stream.flush()
-            return json.loads(stream.readline())
+def check_timeout(sc: LoadedScenario) -> float:
+    """How long a `lab check` may take: its checks' windows (each polls for at most its own), then margin."""
+    return sum(c.within for c in sc.spec.healthy) + CHECK_MARGIN_S
+
+
+def request(seat: Seat, cmd: str) -> dict[str, Any]:
+    current = running(seat)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(current.get("check_timeout_s", CHECK_MARGIN_S))
+            sock.connect(str(seat.socket))
+            with sock.makefile("rw") as stream:
+                stream.write(json.dumps({"cmd": cmd}) + "\n")
+                stream.flush()
+                answer = stream.readline()
+    except OSError as exc:
+        raise LabError(f"the workshop lab{_whose(seat)} did not answer: {exc}") from None
+    if not answer:
+        raise LabError(f"the workshop lab{_whose(seat)} closed the connection without an answer")
+    return json.loads(answer)
 
 
 def shell(seat: Seat, node: str, command: list[str]) -> None:
-    """Replaces this process: a shell (or one command) in the node's namespaces."""
+    """Replaces this process: a shell (or one command) in the node, inside the lab's sandbox."""
     current = running(seat)
     if node not in current["nodes"]:
         raise LabError(f"no node '{node}'; nodes: {', '.join(current['nodes'])}")
     env = [f"{k}={v}" for k, v in current["env"].get(node, {}).items()]
     argv = command or ["bash", "--norc", "-i"]
-    os.execvp("mnexec", ["mnexec", "-a", str(current["nodes"][node]), "env", f"PS1=[lab {node}] \\w# ", *env, *argv])
+    enter = [*join_argv(current["pid"]), "mnexec", "-a", str(current["nodes"][node]),
+             "env", f"PS1=[lab {node}] \\w# ", *env, *argv]
+    os.execv(enter[0], enter)
 
 
 def next_hint(seat: Seat, sc: LoadedScenario, number: int | None) -> tuple[int, Any]:
@@ -102,17 +128,17 @@ def stop(seat: Seat) -> str:
     current = seat.read()
     if current is None:
         return f"no workshop lab is running{_whose(seat)}"
-    if current.get("pid") and state.alive(current["pid"]):
+    pid = current.get("pid")
+    if pid and state.alive(pid, current.get("started_at")):
         try:
-            request(seat, "stop", timeout=STOP_TIMEOUT)
-        except OSError:
-            os.kill(current["pid"], signal.SIGTERM)
+            request(seat, "stop")
+        except LabError:
+            os.kill(pid, signal.SIGTERM)  # the supervisor's sandbox passes it on: an orderly teardown
         deadline = time.monotonic() + STOP_TIMEOUT
-        while state.alive(current["pid"]) and time.monotonic() < deadline:
+        while state.alive(pid, current.get("started_at")):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)  # its sandbox, and all of the lab, goes with it
+                break
             time.sleep(0.05)
-    # A supervisor that died could not tear down: stop exactly the processes it recorded.
-    left = [p for p in current.get("procs", []) if state.alive(p["pid"], p["cmd"])]
-    for proc in left:
-        os.kill(proc["pid"], signal.SIGKILL)
     seat.clear()
-    return f"stopped {current['scenario']}{_whose(seat)}" + (f" (killed {len(left)} left-over processes)" if left else "")
+    return f"stopped {current['scenario']}{_whose(seat)}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 from lab.errors import LabError
 
 if TYPE_CHECKING:
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
     from lab.schema.scenario import Recurrence
 
 

@@ -13,8 +13,8 @@ def row(seat: Seat) -> dict[str, Any] | None:
     current = seat.read()
     if current is None:
         return None
-    return {"trainee": seat.trainee, "scenario": current.get("scenario", "?"), "started": current.get("started", "?"),
-            "alive": bool(current.get("pid")) and state.alive(current["pid"]),
+    return {"account": seat.account, "scenario": current.get("scenario", "?"), "started": current.get("started", "?"),
+            "alive": bool(current.get("pid")) and state.alive(current["pid"], current.get("started_at")),
             "hints_shown": current.get("hints_shown", 0), "checks_run": current.get("checks_run", 0),
             "last_verdict": current.get("last_verdict"), "artifacts": current.get("artifacts", ""),
             "recurrences": current.get("recurrences", 0) if current.get("recur_every") else None}
@@ -22,7 +22,7 @@ def row(seat: Seat) -> dict[str, Any] | None:
 
 def page(rows: list[dict[str, Any]]) -> str:
     cells = "".join(
-        f"<tr class=\"{'ok' if r['last_verdict'] == 'healthy' else ''}\"><td>{html.escape(r['trainee'])}</td>"
+        f"<tr class=\"{'ok' if r['last_verdict'] == 'healthy' else ''}\"><td>{html.escape(r['account'])}</td>"
         f"<td>{html.escape(r['scenario'])}</td><td>{'running' if r['alive'] else 'NOT running'}</td>"
         f"<td>{html.escape(r['started'])}</td><td>{r['hints_shown']}</td><td>{r['checks_run']}</td>"
         f"<td>{'-' if r['recurrences'] is None else r['recurrences']}</td>"

@@ -1,6 +1,9 @@
-"""Holds a workshop lab: builds the fault phase, serves `check` and `stop` on a unix socket.
+"""Holds a workshop lab: builds the fault phase in a sandbox, serves `check` and `stop` on a unix socket.
 
-Started detached by `lab start`; Mininet nodes live only as long as this process.
+Started detached by `lab start`, as the account whose lab it is. The socket is bound in the
+account's seat before the sandbox is entered; the process that started it stays outside the
+sandbox, waiting (lab.sandbox), so its pid is how the lab is entered and stopped, and when
+it goes, by any signal, the lab goes with it.
 """
 from __future__ import annotations
 
@@ -13,11 +16,12 @@ import threading
 import time
 from pathlib import Path
 
+from lab import sandbox
 from lab.checks import observe
-from lab.running_lab import RunningLab
-from lab.runner import PhaseResult, document, new_run_id, phase_steps
+from lab.run.lab import RunningLab
+from lab.run.phase import PhaseResult, phase_steps
+from lab.run.scenarios import document, new_run_id
 from lab.schema.load import load_scenario
-from lab.workshop import state
 from lab.workshop.recurrence import Rearming
 from lab.workshop.state import Seat
 
@@ -27,18 +31,30 @@ def serve(lab: RunningLab, server: socket.socket, seat: Seat, lock: threading.Lo
     while True:
         conn, _ = server.accept()
         with conn, conn.makefile("rw") as stream:
-            request = json.loads(stream.readline() or "{}")
+            try:
+                request = json.loads(stream.readline() or "{}")
+            except ValueError:
+                request = {}
             if request.get("cmd") == "stop":
-                stream.write(json.dumps({"ok": True}) + "\n")
+                _answer(stream, {"ok": True})
                 return
             if request.get("cmd") == "check":
                 with lock:  # the seat too: the re-arming thread writes it
                     report = check(lab, rearming)
                     seat.update(checks_run=(seat.read() or {}).get("checks_run", 0) + 1,
                                 last_verdict="healthy" if report["passed"] else "not healthy")
-                stream.write(json.dumps(report) + "\n")
+                _answer(stream, report)
             else:
-                stream.write(json.dumps({"error": f"unknown request {request}"}) + "\n")
+                _answer(stream, {"error": "unknown request; allowed: check, stop"})
+
+
+def _answer(stream, message: dict) -> None:
+    """A client that gave up (Ctrl-C on `lab check`) does not take the lab down with it."""
+    try:
+        stream.write(json.dumps(message) + "\n")
+        stream.flush()
+    except OSError:
+        pass
 
 
 def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
@@ -71,36 +87,32 @@ def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
 
 
 def main() -> None:
-    seat = Seat(sys.argv[1])
-    scenario_path, out = sys.argv[2], Path(sys.argv[3])
-    params = dict(p.split("=", 1) for p in sys.argv[4:])
+    room, account, scenario_path, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
+    params = dict(p.split("=", 1) for p in sys.argv[5:])
+    seat = Seat(account, room)
     sc = load_scenario(scenario_path, params)
-
-    def stop_on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop_on_signal)
-    signal.signal(signal.SIGINT, stop_on_signal)
-
-    seat.update()  # the seat's folder, root only, before the socket is bound in it
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     seat.socket.unlink(missing_ok=True)
     server.bind(str(seat.socket))
     os.chmod(seat.socket, 0o600)
     server.listen()
+    sandbox.enter(sandbox.View(writable=(seat.dir, out)))
+
+    def stop_on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     try:
         with RunningLab(sc, out / sc.name, new_run_id()) as lab:
             for _, step in phase_steps(sc, "fault"):
                 step.apply(lab)
-            procs = [{"pid": pid, "cmd": state.cmdline(pid)} for pid in
-                     [*lab.node_pids().values(), *lab.processes()]]
             lock, rearming = threading.Lock(), None
             if sc.spec.recur:
                 rearming = Rearming(lab, sc.spec.recur, lock, lambda n, error: seat.update(
                     recurrences=n, last_recurrence=time.strftime("%H:%M:%S"), recur_error=error))
                 rearming.start()
-            seat.update(pid=os.getpid(), ready=True, nodes=lab.node_pids(), procs=procs,
-                        env={n: lab.charon_env(n) for n in lab.node_pids()}, artifacts=str(lab.phase_dir),
-                        recur_every=sc.spec.recur.every if sc.spec.recur else None)
+            seat.update(ready=True, nodes=lab.node_pids(), env={n: lab.charon_env(n) for n in lab.node_pids()},
+                        artifacts=str(lab.phase_dir), recur_every=sc.spec.recur.every if sc.spec.recur else None)
             try:
                 serve(lab, server, seat, lock, rearming)
             finally:
@@ -110,7 +122,6 @@ def main() -> None:
         pass
     finally:
         server.close()
-        seat.clear()
 
 
 if __name__ == "__main__":
