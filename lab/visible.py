@@ -29,6 +29,14 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def hidden(text: str, keep: str = "") -> str | None:
+    """The first character of `text` that `visible` would write out (not in `keep`), or None:
+    what a file may not hold where people will read it."""
+    if not _MAYBE_HIDDEN.search(text):
+        return None
+    return next((c for c in text if c not in keep and unicodedata.category(c) in _HIDDEN_CATEGORIES), None)
+
+
 def visible(text: str, keep: str = "") -> str:
     """`text` with every control, format and separator character written as its escape;
     the characters in `keep` (e.g. "\\n\\t" for a multi-line block) stay as they are."""

@@ -134,7 +134,9 @@ def test_a_partial_fix_declares_a_diagnosis_of_the_right_step(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["ip", "route", "show", "type", "blackhole"], ["ip", "-4", "route", "get", "10.2.0.10"],
     ["nft", "-n", "list", "ruleset"], ["conntrack", "-L"], ["swanctl", "--list-sas"],
-    ["sysctl", "-n", "net.ipv4.ip_forward"],
+    ["sysctl", "-n", "net.ipv4.ip_forward"], ["nft", "list", "table", "inet", "gw-local-out"],
+    ["ip", "route", "get", "10.1.0.10", "from", "10.2.0.10", "iif", "lan"], ["conntrack", "-L", "-p", "udp", "--dport", "4500"],
+    ["swanctl", "--list-sas", "--ike", "hq", "--child", "net", "--raw"],
 ])
 def test_command_checks_run_what_reads(argv):
     from lab.checks.command import CommandCheck
@@ -147,11 +149,21 @@ def test_command_checks_run_what_reads(argv):
     ["ip", "route", "flush", "table", "main"], ["nft", "flush", "ruleset"], ["nft", "-f", "/etc/passwd"],
     ["conntrack", "-F"], ["swanctl", "--load-all"], ["sysctl", "-w", "net.ipv4.ip_forward=0"],
     ["sysctl", "-n", "kernel.hostname"], ["sh", "-c", "id"], ["ip", "route", "show;reboot"], ["ip", "route show"], [],
+    # options that read a file, reach elsewhere or change the lab, after a subcommand that reads
+    ["swanctl", "--list-sas", "--options", "/etc/shadow"], ["swanctl", "--list-sas", "--uri", "unix:///run/x.vici"],
+    ["swanctl", "--list-conns", "--debug", "4"], ["nft", "list", "ruleset", "--file=/etc/shadow"],
+    ["nft", "-I", "/etc", "list", "ruleset"], ["nft", "-N", "list", "ruleset"], ["nft", "-u", "list", "ruleset"],
+    ["nft", "list", "ruleset", ";", "flush", "ruleset"], ["nft", "list", "table", "inet", "x", "include", "y"],
+    ["conntrack", "-L", "--zero"], ["conntrack", "-L", "-z"], ["conntrack", "-L", "-o", "labels"],
+    ["conntrack", "-E"], ["conntrack", "-D", "-s", "10.1.0.10"], ["ip", "-b", "/etc/passwd"],
+    ["ip", "-batch", "-"], ["ip", "route", "show", "table", "all", "extra"], ["sysctl", "-p", "/etc/sysctl.conf"],
+    ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"], ["ip", "-c", "route", "show"],
+    ["ip", "route", "get", "8.8.8.8"], ["swanctl", "--list-sas", "--raw", "--pretty"],
 ])
 def test_command_checks_refuse_what_changes_or_escapes(argv):
     from pydantic import ValidationError
 
     from lab.checks.command import CommandCheck
 
-    with pytest.raises(ValidationError, match="not a command"):
+    with pytest.raises(ValidationError, match="not a (command|program a check may run|read-only form)"):
         CommandCheck.model_validate({"node": "gw1", "argv": argv, "pattern": "x"})
