@@ -79,6 +79,10 @@ IP_PROTOCOL = _choice("PROTOCOL", "udp", "tcp", "icmp", "icmpv6", "esp", "sctp")
 class Option:
     value: Value | None = None  # None: a flag
     requires: tuple[str, ...] = ()  # one of these options must be given too
+    example: str | None = None  # where the value's own example does not fit this option
+
+    def example_value(self) -> list[str]:
+        return [self.example or self.value.example] if self.value else []
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ IP = (
         "dev": Option(IFNAME), "via": Option(ADDRESS), "src": Option(ADDRESS)},
         exclusive=(frozenset({"to", "root", "match", "exact"}),)),
     Shape("ip", (("route",), ("get",)), slots=((ADDRESS, False),), before=_IP_BEFORE, options={
-        **_flags("fibmatch", "connected"), "from": Option(ADDRESS), "iif": Option(IFNAME, requires=("from",)),
+        **_flags("fibmatch", "connected"), "from": Option(ADDRESS, example="10.1.0.1"), "iif": Option(IFNAME, requires=("from",)),
         "oif": Option(IFNAME), "mark": Option(NUMBER), "ipproto": Option(IP_PROTOCOL),
         "sport": Option(PORT, requires=("ipproto",)), "dport": Option(PORT, requires=("ipproto",))}),
     Shape("ip", (("rule",), _SHOW), before=_IP_BEFORE, options={
@@ -188,7 +192,8 @@ NFT = (
     Shape("nft", (("list",), ("ruleset", "tables", "chains", "sets", "maps", "counters", "quotas", "limits",
                              "flowtables", "meters")), slots=((FAMILY, True),), before=_NFT_BEFORE),
     Shape("nft", (("list",), ("table",)), slots=((FAMILY, True), (NFT_NAME, False)), before=_NFT_BEFORE),
-    Shape("nft", (("list",), ("chain", "set", "map", "counter", "quota", "limit", "flowtable", "meter")),
+    # (one flowtable or meter: this kernel has no flowtables, and meters are listed as sets)
+    Shape("nft", (("list",), ("chain", "set", "map", "counter", "quota", "limit")),
           slots=((FAMILY, True), (NFT_NAME, False), (NFT_NAME, False)), before=_NFT_BEFORE),
 )
 
