@@ -63,10 +63,30 @@ def test_params_default_override_and_embedding(tmp_path):
 
 def test_unknown_or_bad_param(tmp_path):
     path = write(tmp_path, PARAMS)
-    with pytest.raises(InputError, match="no parameter 'prot'; allowed: port"):
+    with pytest.raises(InputError, match="--param prot: no such parameter; allowed: port"):
         load_scenario(path, {"prot": "1"})
-    with pytest.raises(InputError, match="'https' is not a valid port; allowed: a value like the default, 443"):
-        load_scenario(path, {"port": "https"})
+    # typed as the default: a whole number in range, no Python int() leniency (" 1", "1_0", "١٢")
+    for given in ("https", "70000", "-1", " 1", "1_0", "\u0661\u0662", "0x10", "1.0", ""):
+        with pytest.raises(InputError) as info:
+            load_scenario(path, {"port": given})
+        [problem] = info.value.problems
+        assert problem.line == line_of(PARAMS, "port: {default") and problem.key == "params.port"
+        assert "not a value this parameter takes; allowed: a whole number from 0 to 65535 (the default is 443)" \
+            in problem.message
+    assert load_scenario(path, {"port": "10443"}).params == {"port": "10443"}
+
+
+def test_a_name_parameter_takes_names_and_a_declared_range_bounds_numbers(tmp_path):
+    text = PARAMS.replace("port: {default: 443,", "port: {default: 443, min: 1, max: 1024,").replace(
+        "params:\n", "params:\n  mode: {default: tcp}\n")
+    path = write(tmp_path, text)
+    for name, given in (("port", "1025"), ("port", "0"), ("mode", "tcp; reboot"), ("mode", "include"), ("mode", "7")):
+        with pytest.raises(InputError, match=f"--param {name}="):
+            load_scenario(path, {name: given})
+    assert load_scenario(path, {"port": "1024", "mode": "udp"})
+    bad = write(tmp_path, PARAMS.replace("port: {default: 443,", "port: {default: 443, max: 100,"), "b.yaml")
+    [problem] = problems(bad)
+    assert "default 443 lies outside min 0 .. max 100" in problem.message
 
 
 def test_extends_merges_and_appends():

@@ -170,10 +170,12 @@ def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> Loaded
         raise InputError([doc.problem(("topology",), "no such topology; allowed: a name in topologies/ ("
                                       f"{', '.join(locate.topology_names())}) or a relative .yaml path inside the "
                                       "scenario's folder or topologies/")])
-    topo_refs = _declared(yamlfile.load(topo_path))
+    topo_file = yamlfile.load(topo_path)
+    topo_refs = _declared(topo_file)
     timers = {**topo_refs.timers, **head.timers}
     values: dict[str, Any] = {name: t.lab for name, t in timers.items()}
-    values.update(param_values(doc, {**topo_refs.params, **head.params}, params))
+    values.update(param_values(doc, {**{n: (p, topo_file) for n, p in topo_refs.params.items()},
+                                **{n: (p, doc) for n, p in head.params.items()}}, params))
     topo, topo_doc = load_topology(topo_path, values)
 
     spec = _validate_resolved(Scenario, doc, values)

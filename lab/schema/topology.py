@@ -1,6 +1,7 @@
 """Topology files: nodes, the links between them with addresses, routes."""
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -118,10 +119,37 @@ class Timer(FileModel):
 
 
 class Param(FileModel):
-    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the files."""
+    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the files.
+    A value given is of the default's type: a whole number from `min` to `max`, or a name."""
 
     default: int | Identifier
     description: Text | None = None
+    min: int = Field(0, ge=-0xFFFFFFFF, le=0xFFFFFFFF)  # for a whole-number default
+    max: int = Field(65535, ge=-0xFFFFFFFF, le=0xFFFFFFFF)
+
+    @model_validator(mode="after")
+    def _default_in_range(self) -> "Param":
+        if isinstance(self.default, int) and not self.min <= self.default <= self.max:
+            raise ValueError(f"default {self.default} lies outside min {self.min} .. max {self.max}; "
+                             "allowed: a default in the range")
+        if isinstance(self.default, str) and ("min" in self.model_fields_set or "max" in self.model_fields_set):
+            raise ValueError("min and max bound a whole-number parameter; allowed: no min or max for a name")
+        return self
+
+    def allowed(self) -> str:
+        if isinstance(self.default, int):
+            return f"a whole number from {self.min} to {self.max} (the default is {self.default})"
+        return f"a name like the default, {self.default}: a letter, then letters, digits, '_' or '-'"
+
+    def parse(self, text: str) -> int | str:
+        """`text` (from the command line) as this parameter's type; ValueError if it is not one."""
+        if isinstance(self.default, int):
+            if not re.fullmatch(r"-?[0-9]{1,10}", text) or not self.min <= int(text) <= self.max:
+                raise ValueError(text)
+            return int(text)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", text) or text == "include":
+            raise ValueError(text)
+        return text
 
 
 class References(FileModel):
