@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -11,6 +12,9 @@ from lab.schema.types import (FileModel, Identifier, IfaceAddr, IfName, IpAddr, 
                               RouteDst, Text, seconds_between)
 
 Role = Literal["host", "router", "nat", "ipsec"]
+# A lab of 183 nodes (hub-spoke-nat, 60 branches) takes 1.5 GB; beyond these, validating and
+# building are work nobody asked for.
+MAX_NODES, MAX_LINKS, MAX_ENDS = 400, 800, 64
 # Roles whose node forwards packets between its interfaces.
 FORWARDING_ROLES = {"router", "nat", "ipsec"}
 
@@ -82,8 +86,8 @@ class Nat(FileModel):
 
 class Node(FileModel):
     role: Role
-    routes: list[Route] = []
-    rules: list[PolicyRule] = []
+    routes: list[Route] = Field([], max_length=256)
+    rules: list[PolicyRule] = Field([], max_length=256)
     # nftables ruleset loaded when the node is built (e.g. an ISP's BCP 38 filter)
     nft: NftRuleset | None = None
     nat: Nat | None = None
@@ -93,7 +97,7 @@ class Node(FileModel):
 class LinkEnd(FileModel):
     node: NodeName
     intf: IfName
-    addr: list[IfaceAddr] = []
+    addr: list[IfaceAddr] = Field([], max_length=16)
     mtu: int | None = Field(None, ge=576, le=9000)
 
 
@@ -101,7 +105,7 @@ class Link(FileModel):
     """Two ends: a veth pair. More: a Linux bridge in a namespace of its own."""
 
     name: NodeName | None = None
-    ends: list[LinkEnd] = Field(min_length=2)
+    ends: list[LinkEnd] = Field(min_length=2, max_length=MAX_ENDS)
 
     @model_validator(mode="after")
     def _bridge_named(self) -> "Link":
@@ -163,8 +167,8 @@ class Topology(FileModel):
     name: Identifier
     title: Text
     description: Text | None = None
-    nodes: dict[NodeName, Node]
-    links: list[Link]
+    nodes: dict[NodeName, Node] = Field(max_length=MAX_NODES)
+    links: list[Link] = Field(max_length=MAX_LINKS)
     # Healthy strongSwan set-up of the gateways; scenarios override it key by key.
     ipsec: dict[NodeName, dict[str, Any]] = {}
     timers: dict[Identifier, Timer] = {}
@@ -176,8 +180,20 @@ class Topology(FileModel):
     def gateways(self) -> list[str]:
         return [name for name, node in self.nodes.items() if node.role == "ipsec"]
 
+    @cached_property
+    def _ends(self) -> dict[str, list[LinkEnd]]:
+        """Each node's link ends, in link order: one pass over the links for all the nodes."""
+        ends: dict[str, list[LinkEnd]] = {}
+        for link in self.links:
+            for end in link.ends:
+                ends.setdefault(end.node, []).append(end)
+        return ends
+
+    def ends(self, node: str) -> list[LinkEnd]:
+        return self._ends.get(node, [])
+
     def interfaces(self, node: str) -> list[str]:
-        return [end.intf for link in self.links for end in link.ends if end.node == node]
+        return [end.intf for end in self.ends(node)]
 
     def addresses(self, node: str) -> list[str]:
-        return [a for link in self.links for end in link.ends if end.node == node for a in end.addr]
+        return [a for end in self.ends(node) for a in end.addr]
