@@ -187,3 +187,32 @@ def test_command_checks_refuse_what_changes_or_escapes(argv):
 
     with pytest.raises(ValidationError, match="not a (command|program a check may run|read-only form)"):
         CommandCheck.model_validate({"node": "gw1", "argv": argv, "pattern": "x"})
+
+
+def test_route_and_rule_steps_followed_through_each_phase(tmp_path):
+    """What the kernel takes passes: a route or rule added by one step is there for a later one to
+    delete (in the order a phase applies them), replace never collides, and a delete names only
+    what it must match (no metric: any)."""
+    text = """extends: psk-mismatch
+name: routes
+setup:
+  - {kind: route, node: gw1, dst: 10.9.0.0/24, via: 203.0.113.1, metric: 7, action: add}
+  - {kind: route, node: gw1, dst: default, via: 203.0.113.1}
+  - {kind: rule, node: gw1, from: 10.1.0.0/24, table: 100, priority: 100}
+  - {kind: sysctl, node: gw1, key: net.ipv4.conf.wan.rp_filter, value: 0}
+  - {kind: sysctl, node: gw1, key: net.ipv4.conf.ipsec0.rp_filter, value: 0}
+fault:
+  summary: {en: x, zh: x}
+  steps:
+    - {kind: route, node: gw1, dst: 10.9.0.0/24, action: delete}
+    - {kind: rule, node: gw1, table: 100, priority: 100, action: delete}
+fix:
+  summary: {en: x, zh: x}
+  steps:
+    - {kind: route, node: gw1, dst: 10.9.0.0/24, via: 203.0.113.1, metric: 7, action: add}
+    - {kind: rule, node: gw1, from: 10.1.0.0/24, table: 100, priority: 100}
+"""
+    load_scenario(write(tmp_path, text, "routes.yaml"))
+    twice = text.replace("    - {kind: rule, node: gw1, table: 100, priority: 100, action: delete}\n", "")
+    [problem] = problems(write(tmp_path, twice, "twice.yaml"))
+    assert problem.key == "fix.steps[1]" and "has this rule already" in problem.message
