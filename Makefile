@@ -17,8 +17,9 @@ APT_PACKAGES := mininet strongswan-swanctl strongswan-charon libcharon-extra-plu
 	libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki tcpdump nftables iproute2 iputils-ping \
 	procps ethtool conntrack python3-venv graphviz uidmap
 
-# Only the tests need a browser (the HTML report is checked in headless Chromium).
-TEST_APT_PACKAGES := chromium fonts-wqy-zenhei
+# Only the tests need a browser (the HTML report is checked in headless Chromium) and strace
+# (what lab validate opens, tests/test_bad_input.py).
+TEST_APT_PACKAGES := chromium fonts-wqy-zenhei strace
 TEST_STAMP := $(VENV)/.test-setup-done
 
 # The account root's labs run as (lab/sandbox/identity.py), and the training room (lab/workshop/state.py).

@@ -12,18 +12,26 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from lab.errors import LabError
+from lab.progress import Terminal, styled
 from lab.schema.errors import InputError
 from lab.schema.load import load_scenario
 from lab.schema.locate import scenario_names
+from lab.visible import visible, visible_lines
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LAB = 1, 2, 3
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="IPsec field problems as runnable labs (Mininet + strongSwan).")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Everything shown is data (file names, scenario text, what the lab observed): never markup,
+# control characters written out (lab.progress.Terminal, lab.visible).
+err = Terminal(stderr=True)
+
+
+def say(text: str) -> None:
+    """A line of data on stdout (plain print: `lab list` keeps its tab)."""
+    print(visible(text, keep="\t"))
 
 
 def _load(name: str, params: list[str] | None = None, deep: bool = True):
@@ -34,7 +42,7 @@ def _load(name: str, params: list[str] | None = None, deep: bool = True):
     pairs = dict(p.split("=", 1) for p in params or [] if "=" in p)
     bad = [p for p in params or [] if "=" not in p]
     if bad:
-        err.print(f"--param takes NAME=VALUE, not '{bad[0][:60]}'", markup=False)
+        err.print(f"--param takes NAME=VALUE, not '{bad[0][:60]}'")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         sc = load_scenario(name, pairs)
@@ -47,9 +55,9 @@ def _load(name: str, params: list[str] | None = None, deep: bool = True):
 
 
 def _bad_input(problems) -> None:
-    err.print(f"[red]invalid input[/red] ({len(problems)} problem(s)); nothing was built:")
+    err.print(styled(("invalid input", "red"), f" ({len(problems)} problem(s)); nothing was built:"))
     for problem in problems:
-        err.print(f"  {problem}", markup=False)
+        err.print(styled(f"  {problem}"))
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -59,13 +67,13 @@ def _need_lab_machine() -> None:
 
     missing = preflight.missing(preflight.check())
     if missing:
-        err.print(f"[red]this machine cannot run a lab[/red]; nothing was built. Missing ({len(missing)}):")
+        err.print(styled(("this machine cannot run a lab", "red"), f"; nothing was built. Missing ({len(missing)}):"))
         for item in missing:
             err.print(f"  {item.what}" + (f" ({item.detail})" if item.detail else "")
-                      + (f": Debian package {item.package}" if item.package else ""), markup=False)
+                      + (f": Debian package {item.package}" if item.package else ""))
         hint = preflight.install_hint(missing)
         if hint:
-            err.print(hint, markup=False)
+            err.print(hint)
         raise typer.Exit(EXIT_LAB)
 
 
@@ -98,7 +106,7 @@ def list_() -> None:
     """One scenario a line: name, then title."""
     for name in scenario_names():
         sc = _load(name, deep=False)
-        print(f"{name}\t{sc.spec.title.en} / {sc.spec.title.zh}")
+        say(f"{name}\t{visible(sc.spec.title.en)} / {visible(sc.spec.title.zh)}")
 
 
 @app.command()
@@ -121,7 +129,7 @@ def validate(files: list[str] = typer.Argument(..., help="scenario names or file
             found = exc.problems
         problems += found
         if not found:
-            print(f"{name}: ok")
+            say(f"{name}: ok")
     if os.geteuid() != 0:
         err.print("note: nft rulesets were not loaded into a throwaway namespace (that needs root)")
     if problems:
@@ -173,7 +181,7 @@ def _shard(names: list[str], spec: str) -> list[str]:
     """K/N: every N-th name of the sorted list, from the K-th on: the same split on every machine."""
     part, _, total = spec.partition("/")
     if not (part.isdigit() and total.isdigit() and 1 <= int(part) <= int(total)):
-        err.print(f"--shard {spec[:20]}: allowed: K/N with 1 <= K <= N, e.g. 2/4", markup=False)
+        err.print(f"--shard {spec[:20]}: allowed: K/N with 1 <= K <= N, e.g. 2/4")
         raise typer.Exit(EXIT_BAD_INPUT)
     return sorted(names)[int(part) - 1::int(total)]
 
@@ -215,25 +223,25 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     _terminate_as_interrupt()
     doc = bench(names, out, repeat, jobs or default_jobs(), Progress())
     base = doc["floor"]
-    print(f"floor (2 gateways, IKEv2 up, one ping, teardown): " +
-          (f"median {base['median_s']:.3f}s of {base['runs']}" if "median_s" in base else base["error"]))
+    say(f"floor (2 gateways, IKEv2 up, one ping, teardown): " +
+        (f"median {base['median_s']:.3f}s of {base['runs']}" if "median_s" in base else base["error"]))
     for fig in doc["scenarios"]:
         phases = " ".join(f"{k}={v:.2f}s" for k, v in fig["phases_median_s"].items())
-        print(f"{fig['scenario']:<24} median {fig['median_s']:6.2f}s  x{fig['floor_ratio']} floor  {phases}  "
-              f"{'ok' if fig['passed'] else 'FAILED'}")
-    print("catalogue wall time: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
+        say(f"{fig['scenario']:<24} median {fig['median_s']:6.2f}s  x{fig['floor_ratio']} floor  {phases}  "
+            f"{'ok' if fig['passed'] else 'FAILED'}")
+    say("catalogue wall time: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
     d = doc["diagnose"]
     big = d[next(k for k in d if k.startswith("capture_"))]
-    print(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
-          f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB")
+    say(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
+        f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB")
     for mode, rtt in doc["tunnel_rtt_ms"].items():
-        print(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
-                                                 if "avg" in rtt else rtt["error"]))
+        say(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
+                                               if "avg" in rtt else rtt["error"]))
     for r in doc["training_room"]:
-        print(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
-              f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
-              f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
-    print(f"written: {out}")
+        say(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
+            f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
+            f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
+    say(f"written: {out}")
 
 
 @app.command()
@@ -258,10 +266,10 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
         err.print(f"interrupted; figures so far in {out}")
         raise typer.Exit(130) from None
     for fig in doc["scenarios"]:
-        print(f"{fig['scenario']:<24} {fig['passed']}/{fig['runs']} passed  reruns {fig['phase_reruns']}  "
-              f"median {fig['median_s'] or 0:.1f}s")
+        say(f"{fig['scenario']:<24} {fig['passed']}/{fig['runs']} passed  reruns {fig['phase_reruns']}  "
+            f"median {fig['median_s'] or 0:.1f}s")
     totals = doc["totals"]
-    print(f"total: {totals['passed']}/{totals['runs']} passed, {totals['phase_reruns']} phase reruns; written: {out}")
+    say(f"total: {totals['passed']}/{totals['runs']} passed, {totals['phase_reruns']} phase reruns; written: {out}")
 
 
 @app.command()
@@ -321,14 +329,14 @@ def merge_(shards: list[Path] = typer.Argument(..., help="the --out folders of l
 
     missing = [s for s in shards if not s.is_dir()]
     if missing:
-        err.print(f"{missing[0]}: not a folder; allowed: folders written by lab run --out", markup=False)
+        err.print(f"{missing[0]}: not a folder; allowed: folders written by lab run --out")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         docs = merge(shards, out)
     except ValueError as exc:
-        err.print(str(exc), markup=False)
+        err.print(str(exc))
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    print(f"{sum(d['passed'] for d in docs)}/{len(docs)} scenarios passed; {out}/index.html, {out}/junit.xml")
+    say(f"{sum(d['passed'] for d in docs)}/{len(docs)} scenarios passed; {out}/index.html, {out}/junit.xml")
     raise typer.Exit(0 if docs and all(d["passed"] for d in docs) else EXIT_FAILED)
 
 
@@ -337,16 +345,15 @@ def doctor() -> None:
     """What the lab needs from this machine, each with its Debian package: exit 3 if anything is missing."""
     from lab import preflight
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Terminal()
     items = preflight.check()
     for item in items:
-        out.print(f"  {'[green]ok[/green]     ' if item.ok else '[red]MISSING[/red]'} {item.what}", end="")
-        out.print((f"  {item.detail}" if item.detail else "") + (f"  ({item.package})" if item.package else ""),
-                  markup=False)
+        out.print(styled("  ", ("ok     ", "green") if item.ok else ("MISSING", "red"), f" {item.what}"
+                         + (f"  {item.detail}" if item.detail else "") + (f"  ({item.package})" if item.package else "")))
     missing = preflight.missing(items)
     if missing:
         hint = preflight.install_hint(missing)
-        out.print(f"{len(missing)} missing." + (f" {hint}" if hint else ""), markup=False)
+        out.print(f"{len(missing)} missing." + (f" {hint}" if hint else ""))
         raise typer.Exit(EXIT_LAB)
     out.print("everything the lab needs is here")
 
@@ -361,7 +368,7 @@ def clean(dry_run: bool = typer.Option(False, "--dry-run", help="list what would
         print("nothing left behind by dead labs")
         return
     for seat in found:
-        print(("would remove " if dry_run else "removing ") + f"the seat of {seat.account}'s dead lab "
+        say(("would remove " if dry_run else "removing ") + f"the seat of {seat.account}'s dead lab "
               f"({(seat.read() or {}).get('scenario', '?')}): {seat.dir}")
         if not dry_run:
             seat.clear()
@@ -382,7 +389,7 @@ def _workshop(fn):
         try:
             return fn(*args, **kwargs)
         except LabError as exc:
-            err.print(str(exc), markup=False)
+            err.print(str(exc))
             raise typer.Exit(EXIT_LAB) from None
     return wrapper
 
@@ -406,7 +413,7 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
         return
     current = client.start(_seat(None), sc, out, param, lang)
     # The title names the fault: the brief and the task describe it as users report it.
-    print(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
+    say(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
     _brief(sc, lang)
     print("lab shell NODE      a shell on a node (swanctl works there)\n"
           "lab hint            the next hint\n"
@@ -416,7 +423,7 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
 
 def _brief(sc, lang: str) -> None:
     for text in _texts(sc.spec.brief, lang) + (_texts(sc.spec.task, lang) if sc.spec.task else []):
-        print(text.strip() + "\n")
+        print(visible_lines(text.strip()) + "\n")
     if sc.spec.recur:
         every = f"{sc.spec.recur.every:g}"
         recurs = {"en": f"The fault comes back every {every} s until your fix holds; lab check brings it back once "
@@ -447,7 +454,7 @@ def _start_for(accounts: str, name: str, sc, lang: str, params: list[str], out: 
                               capture_output=True, text=True, timeout=600)
         first = (proc.stdout or proc.stderr).strip().splitlines()[:1]
         failed += proc.returncode != 0
-        print(f"{account}: " + ("started" if proc.returncode == 0 else "FAILED") + (f": {first[0]}" if first else ""))
+        say(f"{account}: " + ("started" if proc.returncode == 0 else "FAILED") + (f": {first[0]}" if first else ""))
     print()
     _brief(sc, lang)
     raise typer.Exit(EXIT_LAB if failed else 0)
@@ -487,7 +494,7 @@ def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (de
     n, text = client.next_hint(seat, sc, number)
     print(f"hint {n}/{len(sc.spec.hints)}:")
     for line in _texts(text, lang or current.get("lang", "both")):
-        print(f"  {line}")
+        print("  " + visible_lines(line).replace("\n", "\n  "))
 
 
 @app.command()
@@ -498,11 +505,12 @@ def check(user: Optional[str] = USER) -> None:
 
     report = client.request(_seat(user), "check")
     for step in report["retried"]:
-        print(f"  retried: {step}")
+        say(f"  retried: {step}")
     for c in report["checks"]:
-        print(f"  {'PASS' if c['passed'] else 'FAIL'} {c['name']}\n       observed: {c['observed']}")
-    print(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}"
-          f"  (report: {report['report']})")
+        say(f"  {'PASS' if c['passed'] else 'FAIL'} {c['name']}")
+        say(f"       observed: {c['observed']}")
+    say(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}"
+        f"  (report: {report['report']})")
     raise typer.Exit(0 if report["passed"] else EXIT_FAILED)
 
 
@@ -523,14 +531,14 @@ def status(user: Optional[str] = USER,
         print("no workshop lab is running" + ("" if all_ else f" for {seats[0].account}"))
         return
     for r in rows:
-        print(f"{r['account']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
-              f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
-              + (f"fault re-armed {r['recurrences']}x  " if r['recurrences'] is not None else "")
-              + f"last: {r['last_verdict'] or '-'}")
+        say(f"{r['account']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
+            f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
+            + (f"fault re-armed {r['recurrences']}x  " if r['recurrences'] is not None else "")
+            + f"last: {r['last_verdict'] or '-'}")
     if all_:
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(room.page(rows))
-        print(f"written: {html_out}")
+        say(f"written: {html_out}")
 
 
 @app.command()
@@ -538,7 +546,7 @@ def stop(user: Optional[str] = USER) -> None:
     """Tear the workshop lab down."""
     from lab.workshop import client
 
-    print(client.stop(_seat(user)))
+    say(client.stop(_seat(user)))
 
 
 def main() -> None:

@@ -10,10 +10,13 @@ namespace dies with it: nothing of the host is touched. Without a sandbox the ch
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,9 @@ class Ruleset:
 
 def check(nodes: dict[str, tuple[list[str], list[Ruleset]]]) -> dict[str, str]:
     """node -> (interface names, rulesets in load order); returns where -> nft's complaint.
-    One throwaway namespace per node, all at once (a namespace dies without being waited on)."""
+    One throwaway namespace per node, all at once (a namespace dies without being waited on).
+    All of them get TIMEOUT seconds together; one that takes longer is killed with its whole
+    process group (the checker and the nft it started) and its last ruleset is blamed."""
     if not sandbox_possible():
         return {}
     children = []
@@ -39,15 +44,33 @@ def check(nodes: dict[str, tuple[list[str], list[Ruleset]]]) -> dict[str, str]:
             request = {"interfaces": intfs, "rulesets": [[r.where, r.text] for r in rulesets]}
             proc = subprocess.Popen([sys.executable, "-m", "lab.nftcheck"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    cwd=Path(__file__).parent.parent)
-            children.append((proc, json.dumps(request)))
+                                    start_new_session=True, cwd=Path(__file__).parent.parent)
+            children.append((proc, json.dumps(request), rulesets[-1].where))
     complaints: dict[str, str] = {}
-    for proc, request in children:
-        out, err = proc.communicate(request, timeout=TIMEOUT)
-        if proc.returncode != 0:
-            raise RuntimeError(f"nft check failed: {err.strip()[-300:]}")
-        complaints.update(json.loads(out))
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        for proc, request, last in children:
+            try:
+                out, err = proc.communicate(request, timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                complaints[last] = f"nft gave no answer within {TIMEOUT:g} s (killed)"
+                continue
+            if proc.returncode != 0:
+                raise RuntimeError(f"nft check failed: {err.strip()[-300:]}")
+            complaints.update(json.loads(out))
+    finally:
+        for proc, _, _ in children:
+            if proc.returncode is None:
+                _kill_group(proc)
     return complaints
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """The checker leads a session of its own: the group is it and every nft it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
 def _in_fresh_namespace(node: dict) -> dict[str, str]:

@@ -82,7 +82,8 @@ PLUGINS: dict[str, Plugin] = {p.name: p for p in (
 # What `make` itself and the test suite use, beyond what a run uses.
 SETUP_FILES = {"python3.11-venv": "/usr/lib/python3.11/ensurepip/__init__.py"}  # python3 -m venv
 TEST_FILES = {"chromium": "/usr/bin/chromium",
-              "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"}
+              "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+              "strace": "/usr/bin/strace"}
 
 KERNEL_FEATURES = {
     "netns": "network namespaces",

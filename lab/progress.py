@@ -1,36 +1,63 @@
-"""What a person watching `lab run` sees: phases, the check being waited on, verdicts."""
+"""What a person watching `lab run` sees: phases, the check being waited on, verdicts.
+
+Most of it is text from the scenario file (titles, check names, step arguments) or from the
+lab (observed values, log lines, error messages with file names): untrusted. It reaches the
+terminal only through `Terminal`, which never reads a string as rich markup or an emoji code
+and writes every control character out (lab.visible), so `[link=...]` in a title prints as
+written and an escape sequence in a check name does nothing.
+"""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from lab.checks import CheckResult
+from lab.visible import visible, visible_lines
+
+
+class Terminal(Console):
+    """A console for untrusted text: every string it renders (printed, or a live line) is plain
+    text with its control characters written out; styles come from `style=` or Text pieces."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**{"highlight": False, "soft_wrap": True, **kwargs, "markup": False, "emoji": False})
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible_lines(text), **{**kwargs, "markup": False, "emoji": False})
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """One line of data and styled words: each string is data (written out with `visible`),
+    never markup; a (text, style) pair is styled."""
+    return Text.assemble(*((visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts))
 
 
 class Progress:
     def __init__(self, console: Console | None = None, quiet: bool = False):
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.console = console or Terminal()
         self.quiet = quiet
         self._status = None
 
     def scenario(self, name: str, title: str) -> None:
         if not self.quiet:
-            self.console.print(f"[bold]{name}[/bold]: {title}")
+            self.console.print(styled((name, "bold"), ": ", title))
 
     def phase(self, name: str, what: str) -> None:
         if not self.quiet:
-            self.console.print(f"  [bold cyan]{name}[/bold cyan] {what}")
+            self.console.print(styled("  ", (name, "bold cyan"), " ", what))
 
     def step(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(f"    {text}", style="dim", markup=False, soft_wrap=True)
+            self.console.print(styled((f"    {text}", "dim")))
 
     def waiting(self, phase: str, title: str, elapsed: float, window: float) -> None:
         """A live line while a check polls; only on a terminal."""
         if self.quiet or not self.console.is_terminal:
             return
-        text = f"    {phase}: waiting on {title}  {elapsed:4.1f}s / {window:g}s"
+        text = styled(f"    {phase}: waiting on {title}  {elapsed:4.1f}s / {window:g}s")
         if self._status is None:
             self._status = self.console.status(text)
             self._status.start()
@@ -43,37 +70,36 @@ class Progress:
             self._status = None
         if self.quiet:
             return
-        mark = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-        self.console.print(f"    {mark} ", end="")
-        self.console.print(f"{result.name}  ({result.mode}, {result.duration_s:.1f}s)", markup=False, soft_wrap=True)
-        self.console.print(f"         observed: {result.observed}", markup=False, soft_wrap=True)
+        mark = ("PASS", "green") if result.passed else ("FAIL", "red")
+        self.console.print(styled("    ", mark, f" {result.name}  ({result.mode}, {result.duration_s:.1f}s)"))
+        self.console.print(styled(f"         observed: {result.observed}"))
         if result.linux:
-            self.console.print(f"         $ {result.linux}", style="dim", markup=False, soft_wrap=True)
+            self.console.print(styled((f"         $ {result.linux}", "dim")))
 
     def retry(self, phase: str, what: str, attempt: int, attempts: int) -> None:
         if not self.quiet:
-            self.console.print(f"  [yellow]{phase}: {what} (kernel drops); its checks are no evidence: "
-                               f"running it again ({attempt + 1} of {attempts})[/yellow]")
+            self.console.print(styled((f"  {phase}: {what} (kernel drops); its checks are no evidence: "
+                                       f"running it again ({attempt + 1} of {attempts})", "yellow")))
 
     def diagnosis(self, phase: str, found: dict) -> None:
         if self.quiet:
             return
         what = found["verdict"] + (f" at step {found['step']}: {found['class']}" if found["class"] else "")
-        self.console.print(f"    lab diagnose: {what}", markup=False)
+        self.console.print(styled(f"    lab diagnose: {what}"))
 
     def phase_done(self, name: str, passed: bool, duration: float, error: str | None = None) -> None:
         if self.quiet:
             return
-        verdict = "[green]held[/green]" if passed else "[red]did not hold[/red]"
-        self.console.print(f"  {name} {verdict} in {duration:.1f}s", end=": " if error else "\n")
-        if error:
-            self.console.print(error, markup=False)
+        verdict = ("held", "green") if passed else ("did not hold", "red")
+        self.console.print(styled(f"  {name} ", verdict, f" in {duration:.1f}s" + (": " if error else "")))
+        if error:  # an error can hold a command's output: its lines stay lines, indented under the phase
+            self.console.print(Text("    " + visible_lines(error).replace("\n", "\n    ")))
 
     def verdict(self, name: str, passed: bool, duration: float, result_path: str) -> None:
         if self.quiet:
             return
-        verdict = "[bold green]PASSED[/bold green]" if passed else "[bold red]FAILED[/bold red]"
-        self.console.print(f"{name} {verdict} ({duration:.1f}s); result: {result_path}")
+        verdict = ("PASSED", "bold green") if passed else ("FAILED", "bold red")
+        self.console.print(styled(name, " ", verdict, f" ({duration:.1f}s); result: {result_path}"))
 
 
 class EventProgress(Progress):

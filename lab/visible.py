@@ -24,9 +24,24 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
 _MAYBE_HIDDEN = re.compile(r"[^\x20-\x7e\u00a0-\u02ff\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 
+def _hidden(char: str) -> bool:
+    """Hidden categories, and noncharacters (U+FFFE, U+FFFF and their kin in every plane,
+    U+FDD0..U+FDEF): they mean nothing, and XML may not hold U+FFFE and U+FFFF."""
+    code = ord(char)
+    return unicodedata.category(char) in _HIDDEN_CATEGORIES or code & 0xFFFE == 0xFFFE or 0xFDD0 <= code <= 0xFDEF
+
+
 def _escape(char: str) -> str:
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def hidden(text: str, keep: str = "") -> str | None:
+    """The first character of `text` that `visible` would write out (not in `keep`), or None:
+    what a file may not hold where people will read it."""
+    if not _MAYBE_HIDDEN.search(text):
+        return None
+    return next((c for c in text if c not in keep and _hidden(c)), None)
 
 
 def visible(text: str, keep: str = "") -> str:
@@ -34,8 +49,7 @@ def visible(text: str, keep: str = "") -> str:
     the characters in `keep` (e.g. "\\n\\t" for a multi-line block) stay as they are."""
     if not _MAYBE_HIDDEN.search(text):
         return text
-    return "".join(_escape(c) if c not in keep and unicodedata.category(c) in _HIDDEN_CATEGORIES else c
-                   for c in text)
+    return "".join(_escape(c) if c not in keep and _hidden(c) else c for c in text)
 
 
 def visible_lines(text: str) -> str:

@@ -84,11 +84,13 @@ def test_symptom_not_observed_exits_1(tmp_path, no_leaks):
 @pytest.mark.lab
 def test_failing_step_exits_3_and_tears_down(tmp_path, no_leaks):
     path = _variant(tmp_path, "    - kind: swanctl\n      node: gw2\n      set:\n        secrets: [{ids: [branch.example.net, hq.example.net], secret: \"lab-Branch-HQ-2025\"}]",
-                    "    - {kind: route, node: inet, dst: 10.9.0.0/24, via: 192.0.2.99}")  # valid, but no such neighbour
+                    # valid, but the kernel has no such key (an off-link next hop, this test's step before, is
+                    # now found at load: tests/bad-input/route-step-via-offlink)
+                    "    - {kind: sysctl, node: inet, key: net.ipv4.no_such_key, value: 1}")
     out = lab("run", str(path), "--out", str(tmp_path))
     assert out.returncode == 3, out.stdout + out.stderr
     doc = json.loads((tmp_path / "psk-mismatch" / "result.json").read_text())
-    assert "ip route replace 10.9.0.0/24 via 192.0.2.99 failed" in doc["phases"][1]["error"]
+    assert "sysctl -qw net.ipv4.no_such_key=1 failed" in doc["phases"][1]["error"]
 
 
 @pytest.mark.lab

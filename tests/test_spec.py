@@ -63,10 +63,30 @@ def test_params_default_override_and_embedding(tmp_path):
 
 def test_unknown_or_bad_param(tmp_path):
     path = write(tmp_path, PARAMS)
-    with pytest.raises(InputError, match="no parameter 'prot'; allowed: port"):
+    with pytest.raises(InputError, match="--param prot: no such parameter; allowed: port"):
         load_scenario(path, {"prot": "1"})
-    with pytest.raises(InputError, match="'https' is not a valid port; allowed: a value like the default, 443"):
-        load_scenario(path, {"port": "https"})
+    # typed as the default: a whole number in range, no Python int() leniency (" 1", "1_0", "١٢")
+    for given in ("https", "70000", "-1", " 1", "1_0", "\u0661\u0662", "0x10", "1.0", ""):
+        with pytest.raises(InputError) as info:
+            load_scenario(path, {"port": given})
+        [problem] = info.value.problems
+        assert problem.line == line_of(PARAMS, "port: {default") and problem.key == "params.port"
+        assert "not a value this parameter takes; allowed: a whole number from 0 to 65535 (the default is 443)" \
+            in problem.message
+    assert load_scenario(path, {"port": "10443"}).params == {"port": "10443"}
+
+
+def test_a_name_parameter_takes_names_and_a_declared_range_bounds_numbers(tmp_path):
+    text = PARAMS.replace("port: {default: 443,", "port: {default: 443, min: 1, max: 1024,").replace(
+        "params:\n", "params:\n  mode: {default: tcp}\n")
+    path = write(tmp_path, text)
+    for name, given in (("port", "1025"), ("port", "0"), ("mode", "tcp; reboot"), ("mode", "include"), ("mode", "7")):
+        with pytest.raises(InputError, match=f"--param {name}="):
+            load_scenario(path, {name: given})
+    assert load_scenario(path, {"port": "1024", "mode": "udp"})
+    bad = write(tmp_path, PARAMS.replace("port: {default: 443,", "port: {default: 443, max: 100,"), "b.yaml")
+    [problem] = problems(bad)
+    assert "default 443 lies outside min 0 .. max 100" in problem.message
 
 
 def test_extends_merges_and_appends():
@@ -134,7 +154,9 @@ def test_a_partial_fix_declares_a_diagnosis_of_the_right_step(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["ip", "route", "show", "type", "blackhole"], ["ip", "-4", "route", "get", "10.2.0.10"],
     ["nft", "-n", "list", "ruleset"], ["conntrack", "-L"], ["swanctl", "--list-sas"],
-    ["sysctl", "-n", "net.ipv4.ip_forward"],
+    ["sysctl", "-n", "net.ipv4.ip_forward"], ["nft", "list", "table", "inet", "gw-local-out"],
+    ["ip", "route", "get", "10.1.0.10", "from", "10.2.0.10", "iif", "lan"], ["conntrack", "-L", "-p", "udp", "--dport", "4500"],
+    ["swanctl", "--list-sas", "--ike", "hq", "--child", "net", "--raw"],
 ])
 def test_command_checks_run_what_reads(argv):
     from lab.checks.command import CommandCheck
@@ -147,11 +169,50 @@ def test_command_checks_run_what_reads(argv):
     ["ip", "route", "flush", "table", "main"], ["nft", "flush", "ruleset"], ["nft", "-f", "/etc/passwd"],
     ["conntrack", "-F"], ["swanctl", "--load-all"], ["sysctl", "-w", "net.ipv4.ip_forward=0"],
     ["sysctl", "-n", "kernel.hostname"], ["sh", "-c", "id"], ["ip", "route", "show;reboot"], ["ip", "route show"], [],
+    # options that read a file, reach elsewhere or change the lab, after a subcommand that reads
+    ["swanctl", "--list-sas", "--options", "/etc/shadow"], ["swanctl", "--list-sas", "--uri", "unix:///run/x.vici"],
+    ["swanctl", "--list-conns", "--debug", "4"], ["nft", "list", "ruleset", "--file=/etc/shadow"],
+    ["nft", "-I", "/etc", "list", "ruleset"], ["nft", "-N", "list", "ruleset"], ["nft", "-u", "list", "ruleset"],
+    ["nft", "list", "ruleset", ";", "flush", "ruleset"], ["nft", "list", "table", "inet", "x", "include", "y"],
+    ["conntrack", "-L", "--zero"], ["conntrack", "-L", "-z"], ["conntrack", "-L", "-o", "labels"],
+    ["conntrack", "-E"], ["conntrack", "-D", "-s", "10.1.0.10"], ["ip", "-b", "/etc/passwd"],
+    ["ip", "-batch", "-"], ["ip", "route", "show", "table", "all", "extra"], ["sysctl", "-p", "/etc/sysctl.conf"],
+    ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"], ["ip", "-c", "route", "show"],
+    ["ip", "route", "get", "8.8.8.8"], ["swanctl", "--list-sas", "--raw", "--pretty"],
 ])
 def test_command_checks_refuse_what_changes_or_escapes(argv):
     from pydantic import ValidationError
 
     from lab.checks.command import CommandCheck
 
-    with pytest.raises(ValidationError, match="not a command"):
+    with pytest.raises(ValidationError, match="not a (command|program a check may run|read-only form)"):
         CommandCheck.model_validate({"node": "gw1", "argv": argv, "pattern": "x"})
+
+
+def test_route_and_rule_steps_followed_through_each_phase(tmp_path):
+    """What the kernel takes passes: a route or rule added by one step is there for a later one to
+    delete (in the order a phase applies them), replace never collides, and a delete names only
+    what it must match (no metric: any)."""
+    text = """extends: psk-mismatch
+name: routes
+setup:
+  - {kind: route, node: gw1, dst: 10.9.0.0/24, via: 203.0.113.1, metric: 7, action: add}
+  - {kind: route, node: gw1, dst: default, via: 203.0.113.1}
+  - {kind: rule, node: gw1, from: 10.1.0.0/24, table: 100, priority: 100}
+  - {kind: sysctl, node: gw1, key: net.ipv4.conf.wan.rp_filter, value: 0}
+  - {kind: sysctl, node: gw1, key: net.ipv4.conf.ipsec0.rp_filter, value: 0}
+fault:
+  summary: {en: x, zh: x}
+  steps:
+    - {kind: route, node: gw1, dst: 10.9.0.0/24, action: delete}
+    - {kind: rule, node: gw1, table: 100, priority: 100, action: delete}
+fix:
+  summary: {en: x, zh: x}
+  steps:
+    - {kind: route, node: gw1, dst: 10.9.0.0/24, via: 203.0.113.1, metric: 7, action: add}
+    - {kind: rule, node: gw1, from: 10.1.0.0/24, table: 100, priority: 100}
+"""
+    load_scenario(write(tmp_path, text, "routes.yaml"))
+    twice = text.replace("    - {kind: rule, node: gw1, table: 100, priority: 100, action: delete}\n", "")
+    [problem] = problems(write(tmp_path, twice, "twice.yaml"))
+    assert problem.key == "fix.steps[1]" and "has this rule already" in problem.message

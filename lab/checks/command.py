@@ -1,13 +1,12 @@
 """A read-only command in a node, judged by its output: what no other kind reads (`nft list
 counters`, `ip route get`, `conntrack -L`, `swanctl --list-sas`).
 
-The command is an argv, never a shell line, and only programs and subcommands that read are
-accepted (scenario files are untrusted: `ip netns attach` or `nft flush` could reach past
-the node or change the lab behind the scenario's back).
+The command is an argv, never a shell line, of one of the read-only shapes of lab.schema.argv
+(scenario files are untrusted: `ip netns attach`, `swanctl --uri`, `conntrack -L --zero` or
+`nft flush` could reach past the node or change the lab behind the scenario's back).
 """
 from __future__ import annotations
 
-import re
 import shlex
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -15,39 +14,26 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from lab.checks import Check, Probe, register
+from lab.schema import argv
+from lab.schema.refs import NodeRef, Ref
 from lab.schema.types import LogPattern, NodeName, regex_options
+from lab.visible import visible
 
 if TYPE_CHECKING:
     from lab.run.lab import RunningLab
 
-_TOKEN = re.compile(r"[A-Za-z0-9_.:/%+=,@-]{1,64}")
-# program -> what its arguments (joined by spaces) must look like: reading, never changing
-READ_ONLY = {
-    "ip": re.compile(r"(-(4|6|br|s|d|j|o) )*(route|rule|address|addr|link|neigh|-br)( (show|list|get|ls)( .*)?)?"),
-    "nft": re.compile(r"(-(a|n|j|s|y) )*list( .*)?"),
-    "conntrack": re.compile(r"-[LCS]( .*)?"),
-    "swanctl": re.compile(r"--(list-sas|list-conns|list-certs|list-authorities|list-pols|stats|version)( .*)?"),
-    "sysctl": re.compile(r"-n net(\.[A-Za-z0-9_-]+)+"),
-}
-FORBIDDEN = {"netns", "exec", "-n", "-netns", "-b", "-batch", "-force", "-f", "--file", "add", "del", "delete",
-             "flush", "replace", "change", "set", "-D", "-F", "-U", "-I", "-w"}
-ALLOWED = "a read-only command: " + "; ".join(f"{p} {r.pattern}" for p, r in READ_ONLY.items())
-
 
 def _argv(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value) or len(value) > 32:
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
         raise PydanticCustomError("argv", "not a command; allowed: a list of words, program first")
-    program, args = value[0], value[1:]
-    # -n is another namespace to ip, but numeric output to nft and value-only output to sysctl
-    forbidden = FORBIDDEN - {"-n"} if program in ("nft", "sysctl") else FORBIDDEN
-    bad = next((a for a in args if not _TOKEN.fullmatch(a) or a in forbidden), None)
-    if program not in READ_ONLY or bad is not None or not READ_ONLY[program].fullmatch(" ".join(args)):
-        raise PydanticCustomError("argv", "'{command}' is not a command a check may run; allowed: {allowed}",
-                                  {"command": " ".join(value)[:80], "allowed": ALLOWED})
+    why = argv.refusal(value)
+    if why:
+        raise PydanticCustomError("argv", "'{command}': {why}", {"command": visible(" ".join(value))[:80], "why": why})
     return value
 
 
 Argv = Annotated[list[str], BeforeValidator(_argv)]
+GATEWAY = frozenset({"ipsec"})
 
 
 @register
@@ -69,6 +55,10 @@ class CommandCheck(Check):
         if self.max_count is not None and self.max_count < self.min_count:
             raise ValueError("max_count is below min_count; allowed: min_count <= max_count")
         return self
+
+    def refs(self) -> list[Ref]:
+        """swanctl talks to the node's charon: only a gateway has one."""
+        return [NodeRef(("node",), self.node, GATEWAY if self.argv[0] == "swanctl" else None)]
 
     def eventually(self) -> bool:
         return self.expect == "present"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from lab.checks import Check, Probe, register
+from lab.schema.refs import Ref, RelayRef
 from lab.schema.types import LogPattern, NodeName, regex_options
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ class LogCheck(Check):
     # present: at least min_count matching lines (and at most max_count, when given)
     min_count: int = Field(1, ge=1, le=100000)
     max_count: int | None = Field(None, ge=1, le=100000)
+
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), *([RelayRef(("source",), self.node)] if self.source == "relay" else [])]
 
     def eventually(self) -> bool:
         return self.expect == "present"

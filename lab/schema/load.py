@@ -17,7 +17,7 @@ from lab import paths
 from lab.schema import locate, repeat, yamlfile
 from lab.schema.errors import InputError, Problem
 from lab.schema.gateway import GatewayConfig
-from lab.schema.merge import deep_merge
+from lab.schema.merge import MergeError, deep_merge
 from lab.schema.pki import Pki
 from lab.schema.references import only_gateways, scenario_problems, topology_problems
 from lab.schema.relay import TcpEncap
@@ -82,7 +82,10 @@ def _message(err: dict) -> str:
         return err["msg"].replace("missing 'kind'", f"unknown kind {_given(err['input']['kind'])}")
     if kind in ("too_short", "too_long"):
         limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
-        return f"{ctx.get('actual_length')} items; allowed: {'at least' if kind == 'too_short' else 'at most'} {limit}"
+        given = err.get("input")
+        count = ctx.get("actual_length") if ctx.get("actual_length") is not None else \
+            len(given) if isinstance(given, (dict, list)) else "so many"
+        return f"{count} items; allowed: {'at least' if kind == 'too_short' else 'at most'} {limit}"
     simple = {"int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
               "bool_parsing": "true or false", "bool_type": "true or false", "string_type": "text",
               "float_parsing": "a number", "float_type": "a number", "finite_number": "a finite number",
@@ -170,10 +173,12 @@ def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> Loaded
         raise InputError([doc.problem(("topology",), "no such topology; allowed: a name in topologies/ ("
                                       f"{', '.join(locate.topology_names())}) or a relative .yaml path inside the "
                                       "scenario's folder or topologies/")])
-    topo_refs = _declared(yamlfile.load(topo_path))
+    topo_file = yamlfile.load(topo_path)
+    topo_refs = _declared(topo_file)
     timers = {**topo_refs.timers, **head.timers}
     values: dict[str, Any] = {name: t.lab for name, t in timers.items()}
-    values.update(param_values(doc, {**topo_refs.params, **head.params}, params))
+    values.update(param_values(doc, {**{n: (p, topo_file) for n, p in topo_refs.params.items()},
+                                **{n: (p, doc) for n, p in head.params.items()}}, params))
     topo, topo_doc = load_topology(topo_path, values)
 
     spec = _validate_resolved(Scenario, doc, values)
@@ -192,7 +197,11 @@ def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> Loaded
     tcp_encap: dict[str, TcpEncap] = {}
     for node in topo.gateways():
         for key, model, into in (("ipsec", GatewayConfig, gateways), ("tcp_encap", TcpEncap, tcp_encap)):
-            raw = deep_merge(getattr(topo, key).get(node, {}), getattr(spec, key).get(node, {}))
+            try:
+                raw = deep_merge(getattr(topo, key).get(node, {}), getattr(spec, key).get(node, {}))
+            except MergeError as exc:
+                problems.append(where((key, node, *exc.path)).problem((key, node, *exc.path), str(exc)))
+                continue
             if key == "ipsec" or raw:
                 try:
                     into[node] = model.model_validate(raw)
@@ -200,7 +209,11 @@ def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> Loaded
                     problems += pydantic_problems(where((key, node)), exc, (key, node))
     if problems:
         raise InputError(problems)
-    pki = Pki(cas={**topo.pki.cas, **spec.pki.cas}, certs={**topo.pki.certs, **spec.pki.certs})
+    try:
+        pki = Pki(cas={**topo.pki.cas, **spec.pki.cas}, certs={**topo.pki.certs, **spec.pki.certs})
+    except ValidationError as exc:  # each part is valid alone; together they may not be
+        raise InputError([doc.problem(("pki",), f"the topology's pki and the scenario's together: "
+                                                f"{_message(e)}") for e in exc.errors()]) from None
     loaded = LoadedScenario(spec, topo, path, timers, gateways, pki, tcp_encap, topo_doc, doc, params)
     problems = scenario_problems(doc, loaded, where)
     if problems:
@@ -226,7 +239,10 @@ def _extended(doc: Document, chain: tuple[Path, ...]) -> Document:
     _load(parent_path, {}, chain)
     parent = _extended(yamlfile.load(parent_path), chain + (parent_path.resolve(),))
     own = {k: v for k, v in doc.data.items() if k != "extends"}
-    return yamlfile.Extended(doc, parent, deep_merge(parent.data, own))
+    try:
+        return yamlfile.Extended(doc, parent, deep_merge(parent.data, own))
+    except MergeError as exc:
+        raise InputError([doc.problem(exc.path, str(exc))]) from None
 
 
 def is_topology(path: Path) -> bool:

@@ -17,6 +17,13 @@ from lab.schema.types import CommonName, FileModel, Identifier, SubjectAltName, 
 _OFFSET = re.compile(r"([+-]?)(\d{1,5})([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_OFFSET = 20 * 365 * 86400
+DEFAULT_SIZE = {"ecdsa": 256, "rsa": 2048, "ed25519": None}
+# `pki --gen` on a 2-core machine, seconds per key (mean of 3; RSA's prime search varies,
+# 48 RSA 4096 keys took 72 s). A scenario's keys are made before its first phase, each run.
+KEYGEN_SECONDS = {("rsa", 2048): 0.2, ("rsa", 3072): 0.4, ("rsa", 4096): 1.5,
+                  ("ecdsa", 256): 0.02, ("ecdsa", 384): 0.02, ("ed25519", None): 0.02}
+KEYGEN_COST = "RSA 4096: 1.5 s a key, 3072: 0.4 s, 2048: 0.2 s, ECDSA and Ed25519: 0.02 s"
+MAX_KEYGEN_SECONDS = 12  # eight RSA 4096 keys; ike-fragmentation has four
 
 
 def _offset(value: Any) -> int:
@@ -52,8 +59,12 @@ class Key(FileModel):
                              f"{', '.join(str(s) for s in sorted(s for s in allowed if s)) or 'no size'}")
         return self
 
+    def seconds(self) -> float:
+        """What making this key costs, as measured (KEYGEN_SECONDS)."""
+        return KEYGEN_SECONDS[(self.type, self.size or DEFAULT_SIZE[self.type])]
+
     def pki_args(self) -> list[str]:
-        size = self.size or {"ecdsa": 256, "rsa": 2048, "ed25519": None}[self.type]
+        size = self.size or DEFAULT_SIZE[self.type]
         return ["--type", self.type] + (["--size", str(size)] if size else [])
 
 
@@ -76,14 +87,16 @@ class Crl(FileModel):
     revoked: list[Identifier] = Field([], max_length=16)
 
 
-_URL = re.compile(r"http://([0-9.]+)(?::(\d{1,5}))?/([A-Za-z0-9_.-]{1,64})")
+# the file name is where the run's CRL is written and served from: a plain name, never . or ..
+_URL = re.compile(r"http://([0-9.]+)(?::(\d{1,5}))?/([A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})")
 
 
 def _crl_url(value: Any) -> str:
     match = _URL.fullmatch(str(value))
-    if not match:
-        raise PydanticCustomError("url", "'{value}' is not a CRL URL; allowed: http://<lab address>[:port]/<file>",
-                                  {"value": str(value)[:60]})
+    if not match or not 1 <= int(match.group(2) or 80) <= 65535:
+        raise PydanticCustomError("url", "'{value}' is not a CRL URL; allowed: http://<lab address>[:port]/<file>, "
+                                  "the file a plain name (letters, digits, '_', '-', '.'; not starting with '.'), "
+                                  "the port 1 to 65535", {"value": str(value)[:60]})
     lab_address(match.group(1))  # a lab address, as everywhere
     return str(value)
 
@@ -127,8 +140,11 @@ class Pki(FileModel):
     cas: dict[Identifier, Authority] = Field({}, max_length=16)
     certs: dict[Identifier, Certificate] = Field({}, max_length=32)
 
+    def keygen_seconds(self) -> float:
+        return sum(entry.key.seconds() for entry in [*self.cas.values(), *self.certs.values()])
+
     @model_validator(mode="after")
-    def _issuers_exist(self) -> "Pki":
+    def _consistent(self) -> "Pki":
         for name, entry in [*self.cas.items(), *self.certs.items()]:
             if entry.issuer is not None and entry.issuer not in self.cas:
                 raise ValueError(f"'{name}' is issued by unknown CA '{entry.issuer}'; allowed: {', '.join(self.cas) or 'none'}")
@@ -138,6 +154,18 @@ class Pki(FileModel):
             if issuer is not None and issuer not in seen:
                 raise ValueError(f"CA '{name}' is listed before its issuer '{issuer}'; allowed: issuers first")
             seen.append(name)
+        files: dict[str, str] = {}
+        for name, ca in self.cas.items():
+            if ca.crl is not None:
+                file = ca.crl.url.rsplit("/", 1)[1]
+                if file in files:
+                    raise ValueError(f"CAs '{files[file]}' and '{name}' publish their CRLs as {file} (one would "
+                                     "overwrite the other); allowed: a file name for each")
+                files[file] = name
+        seconds = self.keygen_seconds()
+        if seconds > MAX_KEYGEN_SECONDS:
+            raise ValueError(f"its {len(self.cas) + len(self.certs)} keys take about {seconds:.0f} s to generate "
+                             f"each run ({KEYGEN_COST}); allowed: at most {MAX_KEYGEN_SECONDS} s")
         overlap = set(self.cas) & set(self.certs)
         if overlap:
             raise ValueError(f"'{sorted(overlap)[0]}' names both a CA and a certificate; allowed: a name for each")

@@ -48,7 +48,46 @@ class ConfigPatch:
     patch: dict[str, Any]
 
 
-Ref = NodeRef | CaptureRef | MonitorRef | SaRef | ConfigPatch
+@dataclass(frozen=True)
+class KernelChange:
+    """A change of a node's routes, rules or interface sysctls (lab.schema.routing), checked
+    against what the node holds at that point of the phase. `what`: route, rule or sysctl."""
+
+    path: tuple
+    node: str
+    what: str
+    action: str  # add, replace, delete; set for a sysctl
+    change: Any  # the Route, the PolicyRule, the sysctl key
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A TCP server a step starts on the node: one address and port can have one."""
+
+    path: tuple
+    node: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class RelayRef:
+    """What the node's TCP relay does (its log): the node carries IKE over TCP (tcp_encap)."""
+
+    path: tuple
+    node: str
+
+
+@dataclass(frozen=True)
+class RulesetRef:
+    """An nft ruleset loaded on the node: all of a scenario's rulesets share a budget of characters."""
+
+    path: tuple
+    node: str
+    chars: int
+
+
+Ref = NodeRef | CaptureRef | MonitorRef | SaRef | ConfigPatch | KernelChange | Listener | RelayRef | RulesetRef
 
 
 def nested(prefix: tuple, refs: list[Ref]) -> list[Ref]:

@@ -12,6 +12,7 @@ from typing import Any
 from lab.schema.errors import InputError, Problem
 from lab.schema.topology import Param
 from lab.schema.yamlfile import Document
+from lab.visible import visible
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -39,16 +40,23 @@ def as_text(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def param_values(doc: Document, declared: dict[str, Param], overrides: dict[str, str]) -> dict[str, Any]:
-    """Declared defaults, overridden from the command line (`--param port=10443`), typed like the default."""
-    values: dict[str, Any] = {name: p.default for name, p in declared.items()}
+def param_values(doc: Document, declared: dict[str, tuple[Param, Document]], overrides: dict[str, str]) -> dict[str, Any]:
+    """Declared defaults, overridden from the command line (`--param port=10443`): a value must be
+    of its default's type and range, else a problem where the parameter is declared, naming it
+    (an unknown name: in `doc`, the scenario). `declared`: name -> (parameter, file declaring it)."""
+    values: dict[str, Any] = {name: p.default for name, (p, _) in declared.items()}
+    problems: list[Problem] = []
     for name, text in overrides.items():
         if name not in declared:
-            raise InputError([doc.problem(("params",), f"no parameter '{name}'; allowed: "
-                                                       f"{', '.join(declared) or 'none'}")])
+            problems.append(doc.problem(("params",), f"--param {visible(name)[:40]}: no such parameter; allowed: "
+                                                     f"{', '.join(declared) or 'none'}"))
+            continue
+        param, where = declared[name]
         try:
-            values[name] = type(declared[name].default)(text)
+            values[name] = param.parse(text)
         except ValueError:
-            raise InputError([doc.problem(("params", name), f"'{text[:60]}' is not a valid {name}; allowed: a value "
-                                                            f"like the default, {declared[name].default!r}")]) from None
+            problems.append(where.problem(("params", name), f"--param {name}={visible(text)[:60]}: not a value this "
+                                                          f"parameter takes; allowed: {param.allowed()}"))
+    if problems:
+        raise InputError(problems)
     return values

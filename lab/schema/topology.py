@@ -1,6 +1,8 @@
 """Topology files: nodes, the links between them with addresses, routes."""
 from __future__ import annotations
 
+import re
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -10,6 +12,9 @@ from lab.schema.types import (FileModel, Identifier, IfaceAddr, IfName, IpAddr, 
                               RouteDst, Text, seconds_between)
 
 Role = Literal["host", "router", "nat", "ipsec"]
+# A lab of 183 nodes (hub-spoke-nat, 60 branches) takes 1.5 GB; beyond these, validating and
+# building are work nobody asked for.
+MAX_NODES, MAX_LINKS, MAX_ENDS = 400, 800, 64
 # Roles whose node forwards packets between its interfaces.
 FORWARDING_ROLES = {"router", "nat", "ipsec"}
 
@@ -81,8 +86,8 @@ class Nat(FileModel):
 
 class Node(FileModel):
     role: Role
-    routes: list[Route] = []
-    rules: list[PolicyRule] = []
+    routes: list[Route] = Field([], max_length=256)
+    rules: list[PolicyRule] = Field([], max_length=256)
     # nftables ruleset loaded when the node is built (e.g. an ISP's BCP 38 filter)
     nft: NftRuleset | None = None
     nat: Nat | None = None
@@ -92,7 +97,7 @@ class Node(FileModel):
 class LinkEnd(FileModel):
     node: NodeName
     intf: IfName
-    addr: list[IfaceAddr] = []
+    addr: list[IfaceAddr] = Field([], max_length=16)
     mtu: int | None = Field(None, ge=576, le=9000)
 
 
@@ -100,7 +105,7 @@ class Link(FileModel):
     """Two ends: a veth pair. More: a Linux bridge in a namespace of its own."""
 
     name: NodeName | None = None
-    ends: list[LinkEnd] = Field(min_length=2)
+    ends: list[LinkEnd] = Field(min_length=2, max_length=MAX_ENDS)
 
     @model_validator(mode="after")
     def _bridge_named(self) -> "Link":
@@ -118,10 +123,37 @@ class Timer(FileModel):
 
 
 class Param(FileModel):
-    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the files."""
+    """A value the user may change per run (`lab run NAME --param port=10443`), `${name}` in the files.
+    A value given is of the default's type: a whole number from `min` to `max`, or a name."""
 
     default: int | Identifier
     description: Text | None = None
+    min: int = Field(0, ge=-0xFFFFFFFF, le=0xFFFFFFFF)  # for a whole-number default
+    max: int = Field(65535, ge=-0xFFFFFFFF, le=0xFFFFFFFF)
+
+    @model_validator(mode="after")
+    def _default_in_range(self) -> "Param":
+        if isinstance(self.default, int) and not self.min <= self.default <= self.max:
+            raise ValueError(f"default {self.default} lies outside min {self.min} .. max {self.max}; "
+                             "allowed: a default in the range")
+        if isinstance(self.default, str) and ("min" in self.model_fields_set or "max" in self.model_fields_set):
+            raise ValueError("min and max bound a whole-number parameter; allowed: no min or max for a name")
+        return self
+
+    def allowed(self) -> str:
+        if isinstance(self.default, int):
+            return f"a whole number from {self.min} to {self.max} (the default is {self.default})"
+        return f"a name like the default, {self.default}: a letter, then letters, digits, '_' or '-'"
+
+    def parse(self, text: str) -> int | str:
+        """`text` (from the command line) as this parameter's type; ValueError if it is not one."""
+        if isinstance(self.default, int):
+            if not re.fullmatch(r"-?[0-9]{1,10}", text) or not self.min <= int(text) <= self.max:
+                raise ValueError(text)
+            return int(text)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", text) or text == "include":
+            raise ValueError(text)
+        return text
 
 
 class References(FileModel):
@@ -135,8 +167,8 @@ class Topology(FileModel):
     name: Identifier
     title: Text
     description: Text | None = None
-    nodes: dict[NodeName, Node]
-    links: list[Link]
+    nodes: dict[NodeName, Node] = Field(max_length=MAX_NODES)
+    links: list[Link] = Field(max_length=MAX_LINKS)
     # Healthy strongSwan set-up of the gateways; scenarios override it key by key.
     ipsec: dict[NodeName, dict[str, Any]] = {}
     timers: dict[Identifier, Timer] = {}
@@ -148,8 +180,20 @@ class Topology(FileModel):
     def gateways(self) -> list[str]:
         return [name for name, node in self.nodes.items() if node.role == "ipsec"]
 
+    @cached_property
+    def _ends(self) -> dict[str, list[LinkEnd]]:
+        """Each node's link ends, in link order: one pass over the links for all the nodes."""
+        ends: dict[str, list[LinkEnd]] = {}
+        for link in self.links:
+            for end in link.ends:
+                ends.setdefault(end.node, []).append(end)
+        return ends
+
+    def ends(self, node: str) -> list[LinkEnd]:
+        return self._ends.get(node, [])
+
     def interfaces(self, node: str) -> list[str]:
-        return [end.intf for link in self.links for end in link.ends if end.node == node]
+        return [end.intf for end in self.ends(node)]
 
     def addresses(self, node: str) -> list[str]:
-        return [a for link in self.links for end in link.ends if end.node == node for a in end.addr]
+        return [a for end in self.ends(node) for a in end.addr]

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from lab.schema import ike
+from lab.schema import ike, nftsyntax
 
 # The lab never uses an address that could be somebody's real host: documentation
 # ranges for the "internet" and private ranges for LANs and NAT insides.
@@ -29,6 +29,7 @@ LAB_RANGES = tuple(ipaddress.ip_network(n) for n in (
 ))
 LAB_RANGES_TEXT = ", ".join(str(n) for n in LAB_RANGES)
 TEN_YEARS = 10 * 365 * 86400
+MAX_NFT_CHARS = 65536  # one ruleset
 
 
 class FileModel(BaseModel):
@@ -220,7 +221,7 @@ def is_dn(value: str) -> bool:
     return 0 < len(parts) <= 20
 
 
-def _identity(value: Any) -> str:
+def ike_identity(value: Any) -> str:
     text = _text(value, "an IKE identity", IDENTITY_ALLOWED)
     if text == "%any" or (_FQDN.fullmatch(text.removeprefix("@")) and len(text) <= 253):
         return text
@@ -257,7 +258,7 @@ def _psk(value: Any) -> str:
     return text
 
 
-IkeIdentity = Annotated[str, BeforeValidator(_identity)]
+IkeIdentity = Annotated[str, BeforeValidator(ike_identity)]
 Proposal = Annotated[str, BeforeValidator(_proposal)]
 PreSharedKey = Annotated[str, BeforeValidator(_psk)]
 
@@ -284,16 +285,12 @@ LogSubsystem = Annotated[str, BeforeValidator(_log_subsystem)]
 
 
 # -- commands, filters, patterns ----------------------------------------------------------
-_NFT_COMMENT = re.compile(r"#[^\n]*")
-_NFT_STRING = re.compile(r'"[^"\n]*"')
-
-
 def _nft(value: Any) -> str:
-    text = _bounded(65536, "an nft ruleset")(value)
-    bare = _NFT_COMMENT.sub("", _NFT_STRING.sub('""', text))
-    if re.search(r"(?<![\w-])include(?![\w-])", bare):
-        raise PydanticCustomError("nft_include", "an nft ruleset may not 'include' files; allowed: the rules "
-                                                 "themselves, written in the ruleset")
+    text = _bounded(MAX_NFT_CHARS, "an nft ruleset")(value)
+    found = nftsyntax.refusal(text)
+    if found:
+        raise PydanticCustomError("nft", "line {line} of the ruleset: {message}",
+                                  {"line": found.line, "message": found.message})
     return text
 
 
@@ -340,7 +337,7 @@ LogPattern = Annotated[str, BeforeValidator(_regex)]
 _SYSCTL = re.compile(r"net(?:\.[A-Za-z0-9_-]+)+")
 
 
-def _sysctl_key(value: Any) -> str:
+def sysctl_key(value: Any) -> str:
     allowed = "a per-namespace key: net. then dot-separated plain names (letters, digits, '_', '-')"
     text = _text(value, "a sysctl key", allowed)
     # procps turns '/' into '.' and back: only plain segments, and the path they make stays in /proc/sys/net
@@ -350,7 +347,7 @@ def _sysctl_key(value: Any) -> str:
     return text
 
 
-SysctlKey = Annotated[str, BeforeValidator(_sysctl_key)]
+SysctlKey = Annotated[str, BeforeValidator(sysctl_key)]
 _sysctl_word = _matcher(r"[A-Za-z0-9 ._:-]{0,64}", "a sysctl value", "numbers and words, at most 64 characters")
 SysctlValue = Annotated[str, BeforeValidator(
     lambda v: _sysctl_word(str(v) if isinstance(v, int) and not isinstance(v, bool) else v))]

@@ -23,14 +23,17 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import BaseResolver
 
 from lab.schema.errors import InputError, Problem
+from lab.visible import hidden
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_VALUES = 100_000  # after expanding aliases
 _STR, _MERGE = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
-# Control characters (Unicode Cc) but tab and newline, and the bidirectional overrides that
-# make text read differently from what it says ("Trojan Source").
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What a file may hold besides printable text: tabs and line breaks (CR of CRLF files too, which
+# YAML reads as line breaks). Everything else `visible` would write out (controls, bidi and
+# zero-width characters, separators) is refused, raw or written as a YAML escape ("\e", "\x85").
+_RAW_KEEP, _VALUE_KEEP = "\t\n\r", "\t\n"
+_BOM = "\ufeff"
 
 
 class _Resolver(BaseResolver):
@@ -158,10 +161,10 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise fail(line, f"byte 0x{raw[exc.start]:02x} is not UTF-8 text; allowed: a UTF-8 YAML file") from None
-    bad = _UNPRINTABLE.search(text)
+    bad = hidden(text.removeprefix(_BOM), _RAW_KEEP)
     if bad:
-        raise fail(text.count("\n", 0, bad.start()) + 1, f"control character U+{ord(bad.group()):04X} in the text; "
-                                                          "allowed: printable text, tabs and newlines")
+        raise fail(text.count("\n", 0, text.index(bad)) + 1, f"control character U+{ord(bad):04X} in the text; "
+                                                              "allowed: printable text, tabs and newlines")
     return text
 
 
@@ -210,10 +213,15 @@ def _bounds(text: str, path: Path) -> None:
         loader.dispose()
 
 
-def _duplicate_keys(root: yaml.Node, path: Path) -> list[Problem]:
-    """Each node object once: an alias shares its anchor's node, and walking shared nodes
-    as a tree is what makes alias bombs explode."""
-    problems: list[Problem] = []
+def _node_problems(root: yaml.Node, path: Path) -> list[Problem]:
+    """Keys that are not names or come twice, and scalars holding characters the raw text may
+    not hold, written as escapes. Each node object once: an alias shares its anchor's node,
+    and walking shared nodes as a tree is what makes alias bombs explode."""
+    found: list[tuple[yaml.Mark, Problem]] = []
+
+    def add(mark: yaml.Mark, key: str, message: str) -> None:
+        found.append((mark, Problem(path, mark.line + 1, key, message)))
+
     seen_nodes: set[int] = set()
     todo = [root]
     while todo:
@@ -221,23 +229,30 @@ def _duplicate_keys(root: yaml.Node, path: Path) -> list[Problem]:
         if id(node) in seen_nodes:
             continue
         seen_nodes.add(id(node))
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
+            bad = hidden(node.value, _VALUE_KEEP)
+            if bad:
+                add(node.start_mark, "", f"control character U+{ord(bad):04X} written as an escape; allowed: "
+                                         "printable text, tabs and newlines")
+        elif isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key, value in node.value:
+                todo.append(key)
                 line = key.start_mark.line + 1
                 if not isinstance(key, yaml.ScalarNode) or key.tag not in (_STR, _MERGE):
-                    shown = key.value if isinstance(key, yaml.ScalarNode) else "a list or mapping"
-                    problems.append(Problem(path, line, "", f"key {shown} is not a name (YAML reads it as "
-                                                            f"{key.tag.rsplit(':', 1)[-1]}); allowed: text keys"))
+                    shown = str(key.value)[:40] if isinstance(key, yaml.ScalarNode) else "a list or mapping"
+                    add(key.start_mark, "", f"key {shown} is not a name (YAML reads it as "
+                                            f"{key.tag.rsplit(':', 1)[-1]}); allowed: text keys")
                     continue
                 name = _key(key)
                 if name in seen and key.value != "<<":
-                    problems.append(Problem(path, line, str(key.value), f"duplicate key (first at line {seen[name]}); allowed: each key once"))
+                    add(key.start_mark, str(key.value), f"duplicate key (first at line {seen[name]}); "
+                                                        "allowed: each key once")
                 seen.setdefault(name, line)
                 todo.append(value)
         elif isinstance(node, yaml.SequenceNode):
             todo += node.value
-    return sorted(problems, key=lambda p: p.line or 0)
+    return [problem for _, problem in sorted(found, key=lambda f: (f[0].line, f[0].column))]
 
 
 def load(path: Path) -> Document:
@@ -248,9 +263,9 @@ def load(path: Path) -> Document:
         try:
             root = loader.get_single_node()
             if root is not None:
-                dups = _duplicate_keys(root, path)
-                if dups:
-                    raise InputError(dups)
+                found = _node_problems(root, path)
+                if found:
+                    raise InputError(found)
             data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()

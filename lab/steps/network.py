@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from lab.schema.refs import KernelChange, Ref, RulesetRef
 from lab.schema.topology import PolicyRule, Route
 from lab.schema.types import Identifier, Interval, IpAddr, NftRuleset, SysctlKey, SysctlValue
 from lab.steps import Step, register
@@ -19,6 +20,9 @@ class NftStep(Step):
 
     kind: Literal["nft"] = "nft"
     ruleset: NftRuleset
+
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), RulesetRef(("ruleset",), self.node, len(self.ruleset))]
 
     def argv(self) -> list[str]:
         return ["nft", "-f", "-"]
@@ -35,6 +39,9 @@ class RouteStep(Route, Step):
     kind: Literal["route"] = "route"
     action: Literal["add", "replace", "delete"] = "replace"
 
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), KernelChange((), self.node, "route", self.action, self)]
+
     def argv(self) -> list[str]:
         return ["ip", "route", self.action, *self.ip_args()]
 
@@ -45,6 +52,9 @@ class RuleStep(PolicyRule, Step):
 
     kind: Literal["rule"] = "rule"
     action: Literal["add", "delete"] = "add"
+
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), KernelChange((), self.node, "rule", self.action, self)]
 
     def argv(self) -> list[str]:
         return ["ip", "rule", self.action, *self.ip_args()]
@@ -96,6 +106,9 @@ class SysctlStep(Step):
     kind: Literal["sysctl"] = "sysctl"
     key: SysctlKey
     value: SysctlValue
+
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), KernelChange(("key",), self.node, "sysctl", "set", self.key)]
 
     def argv(self) -> list[str]:
         return ["sysctl", "-qw", f"{self.key}={self.value}"]

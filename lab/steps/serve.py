@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from lab.errors import LabError, died
+from lab.schema.refs import Listener, Ref
 from lab.schema.types import IpAddr
 from lab.steps import Step, register
 
@@ -26,6 +27,9 @@ class ServeStep(Step):
     kind: Literal["serve"] = "serve"
     address: IpAddr
     port: int = Field(80, ge=1, le=65535)
+
+    def refs(self) -> list[Ref]:
+        return [*super().refs(), Listener((), self.node, self.address, self.port)]
 
     def argv(self) -> list[str]:
         return [sys.executable, "-u", "-m", "http.server", "--bind", self.address, "--directory", "pki/http", str(self.port)]
