@@ -130,8 +130,10 @@ def validate(files: list[str] = typer.Argument(..., help="scenario names or file
         problems += found
         if not found:
             say(f"{name}: ok")
-    if os.geteuid() != 0:
-        err.print("note: nft rulesets were not loaded into a throwaway namespace (that needs root)")
+    from lab.nftcheck import sandbox_possible
+    if not sandbox_possible():
+        err.print("note: nft rulesets and policy rules were not loaded into a throwaway namespace "
+                  "(this account has no lab sandbox: lab doctor says why)")
     if problems:
         _bad_input(problems)
 
