@@ -274,7 +274,7 @@ VOCABULARY = re.compile(r"^\s{0,3}(?:" + "|".join((
     r"(?:parsed|generating) \S+ (?:request|response) \d+ \[",
     r"initiating (?:Main Mode |Aggressive Mode )?IKE_SA ",
     r"\S+ is initiating an? (?:Main Mode |Aggressive Mode )?IKE_SA",
-    r"IKE_SA \S+\[\d+\] (?:established|state change)",
+    r"IKE_SA \S+\[\d+\] (?:established|state change|rekeyed)",
     r"CHILD_SA \S+\{\d+\} established",
     r"(?:outbound )?CHILD_SA \S+\{\d+\} established",
     r"(?:retransmit \d+ of request|giving up after \d+ retransmits)",

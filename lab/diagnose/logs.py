@@ -32,7 +32,7 @@ _NOISE = re.compile(r"^(?:\s{2,}\w[\w.]* = |\s*conn \S+:$|\s*child \S+:$|vici cl
 _PACKET = re.compile(r"^(?P<dir>received|sending) packet: from (?P<src>\S+?)\[(?P<sport>\d+)\] to "
                      r"(?P<dst>\S+?)\[(?P<dport>\d+)\](?: \((?P<bytes>\d+) bytes\))?")
 _NAMED_SA = re.compile(r"(?:^initiating (?:Main Mode |Aggressive Mode )?IKE_SA |^IKE_SA |"
-                       r"IKE_SA )(?P<name>[^\s\[]+)\[(?P<uid>\d+)\](?: to (?P<to>\S+)| established between "
+                       r"IKE_SA )(?P<name>[^\s\[]+)\[(?P<uid>\d+)\](?: to (?P<to>\S+)| (?:established|rekeyed) between "
                        r"(?P<l>\S+?)\[(?P<lid>[^\]]*)\]\.\.\.(?P<r>\S+?)\[(?P<rid>[^\]]*)\])?")
 _DELETING = re.compile(r"^deleting IKE_SA (?P<name>[^\s\[]+)\[(?P<uid>\d+)\] between (?P<l>\S+?)\[(?P<lid>[^\]]*)\]"
                        r"\.\.\.(?P<r>\S+?)\[(?P<rid>[^\]]*)\]")
@@ -42,6 +42,9 @@ _MATCHING = re.compile(r"^looking for (?:\S+ )?peer configs matching (?P<l>\S+?)
 _MYSELF = re.compile(r"^authentication of '(?P<id>.*)' \(myself\)")
 _CHILD_SPIS = re.compile(r"CHILD_SA \S+\{\d+\} established with SPIs (?P<i>[0-9a-f]{8})_i (?:\S+ )?(?P<o>[0-9a-f]{8})_o")
 _START = "Starting IKE charon daemon"
+_NOT_IKE = frozenset({"DMN", "LIB", "JOB", "KNL", "ASN", "TLS", "APP", "MGR"})
+_PROVISIONAL = "~"  # an IKE_SA known only by its peer's address so far
+MAX_PENDING = 32  # lines of one job waiting for the packet that names its IKE_SA
 
 
 @dataclass(slots=True)
@@ -103,6 +106,14 @@ class _Reader:
         self.epoch = 0
         self.context: dict[object, str] = {}  # thread (or None) -> IKE_SA key
         self.by_remote: dict[str, str] = {}  # remote address -> latest IKE_SA key
+        self.last: str | None = None  # the IKE_SA of the latest attributed line, whatever its thread
+        # per thread, lines given to its context since it last sent a packet: a job that starts
+        # anew (a DPD, a retransmit, a rekey) names its IKE_SA only when its packet leaves
+        self.pending: dict[object, list] = {}
+        self.sent: dict[object, bool] = {}
+        self.guessed = False  # the last line's IKE_SA came from the context alone
+        self.alias: dict[str, str] = {}  # a peer's provisional IKE_SA -> the IKE_SA it turned out to be
+        self.retransmit = None  # the latest `retransmit N of request` line: `giving up` follows it
 
     def sa(self, key: str) -> IkeSa:
         found = self.out.sas.get(key)
@@ -116,15 +127,23 @@ class _Reader:
     def attribute(self, rec) -> str | None:
         text = rec.text
         where = rec.thread
+        self.guessed = False
         if text.startswith(_START):
             self.epoch += 1
             self.context.clear()
             self.by_remote.clear()
+            self.pending.clear()
+            self.last = None
             return None
         key = self.key(rec.uid) if rec.uid else None
         named = _NAMED_SA.search(text) if "IKE_SA " in text else None
         if key is None and named:
             key = self.key(named.group("uid"))
+            earlier = self.context.get(where) if where is not None else self.last
+            if earlier and earlier.startswith(_PROVISIONAL) and earlier not in self.alias:
+                self.alias[earlier] = key  # the provisional IKE_SA of this thread gets its name
+        if key is None and text.startswith("giving up after") and self.retransmit is not None:
+            key = self.retransmit.sa
         packet = _PACKET.match(text) if text.startswith(("received packet", "sending packet")) else None
         remote = local = None
         if packet:
@@ -135,12 +154,18 @@ class _Reader:
             remote = _address(found.group("r"))
         if key is None and remote is not None:
             # a packet: the latest IKE_SA with that peer, or one to be named later
-            key = self.by_remote.get(remote) or f"{self.epoch}:peer {remote}"
+            key = self.by_remote.get(remote) or f"{_PROVISIONAL}{self.epoch} {remote}"
+        if packet is not None:
+            for line in self.pending.pop(where, []):
+                line.sa = key  # the job's lines belong to the IKE_SA its packet names
+            self.sent[where] = packet.group("dir") == "sending"
         if key is None:
-            key = self.context.get(where)
+            key = self.context.get(where) if where is not None else self.last
+            self.guessed = key is None or self.sent.get(where, False)
         if key is None:
             return None
         self.context[where] = key
+        self.last = key
         sa = self.sa(key)
         if rec.uid or named:
             sa.uid = sa.uid or rec.uid or named.group("uid")
@@ -160,6 +185,8 @@ class _Reader:
         if remote:
             sa.remote = remote
             self.by_remote[remote] = key
+        elif sa.remote and self.by_remote.get(sa.remote, key).startswith(_PROVISIONAL):
+            self.by_remote[sa.remote] = key
         if local:
             sa.local = local
         if packet and len(sa.packets) < 8:
@@ -195,12 +222,34 @@ def read_stream(stream: BinaryIO, path: Path, shown: Path | None = None, max_byt
         if len(keep) >= room:
             out.truncated = out.truncated or f"kept the first {MAX_KEPT} charon lines to cite; allowed: at most {MAX_KEPT}"
             continue
-        keep.append(LogLine(out.shown, number, rec.time, rec.group, rec.ike, rec.uid, rec.text, rec.dialect,
-                            rec.thread, sa))
+        line = LogLine(out.shown, number, rec.time, rec.group, rec.ike, rec.uid, rec.text, rec.dialect,
+                       rec.thread, sa)
+        keep.append(line)
+        if rec.text.startswith("retransmit "):
+            reader.retransmit = line
+        if reader.guessed and rec.group not in _NOT_IKE:
+            pending = reader.pending.setdefault(rec.thread, [])
+            pending.append(line)
+            del pending[:-MAX_PENDING]
+    for key, named in reader.alias.items():
+        _merge(out.sas, key, named)
     for line in keep:
         if line.sa is not None:
-            line.peer = out.sas[line.sa].remote
+            line.sa = reader.alias.get(line.sa, line.sa)
+            line.peer = out.sas[line.sa].remote if line.sa in out.sas else None
     return out
+
+
+def _merge(sas: dict[str, IkeSa], provisional: str, named: str) -> None:
+    """What was learnt of a provisional IKE_SA goes to the IKE_SA it turned out to be."""
+    old = sas.pop(provisional, None)
+    if old is None:
+        return
+    new = sas.setdefault(named, IkeSa(named))
+    new.remote, new.local = new.remote or old.remote, new.local or old.local
+    new.local_id, new.remote_id = new.local_id or old.local_id, new.remote_id or old.remote_id
+    new.child_spis |= old.child_spis
+    new.packets = old.packets + new.packets
 
 
 def read(path: Path, max_bytes: int | None = None) -> list[LogLine]:
