@@ -38,11 +38,16 @@ class Peer:
     groups: list[Group] = field(default_factory=list)
     pairs: set = field(default_factory=set)  # frozenset({a, b}) of addresses its IKE and ESP ran between
 
+    common: frozenset = frozenset()  # what every peer shares (a hub's own address and identity)
+
     def label(self) -> str:
+        """The peer by its identities and addresses, without what every peer shares."""
+        ids = {i for g in self.groups for i in g.local_ids | g.remote_ids if i}
+        addresses = {a for pair in self.pairs for a in pair} | {g.remote for g in self.groups}
         names = sorted({n for g in self.groups for n in g.names})
-        ids = sorted({i for g in self.groups for i in g.remote_ids if i})
-        extra = ", ".join([*(f"IKE_SA {n}" for n in names[:2]), *(f"id {i}" for i in ids[:2])])
-        return f"{self.key} ({extra})" if extra else self.key
+        own_ids, own_addresses = sorted(ids - self.common) or sorted(ids), sorted(addresses - self.common)
+        text = " ".join([*own_ids[:3], *(f"[{a}]" for a in (own_addresses or sorted(addresses))[:3])])
+        return f"{text} (IKE_SA {', '.join(names[:3])})" if names else text or self.key
 
 
 def _groups(obs: F.Observation) -> list[Group]:
@@ -76,8 +81,17 @@ def _same(a: Group, b: Group) -> bool:
     if forward and backward:
         return True
     if forward or backward:
-        return bool(a.local_ids & b.remote_ids) or bool(b.local_ids & a.remote_ids)
+        return _ids_agree(a, b)
     return False
+
+
+def _ids_agree(a: Group, b: Group) -> bool:
+    """Each side's own identity is the one the other sees, where both are known, and at least one
+    such pair is known (a hub's own identity alone matches every spoke: not enough)."""
+    pairs = [(a.local_ids, b.remote_ids), (b.local_ids, a.remote_ids)]
+    if any(mine and theirs and not mine & theirs for mine, theirs in pairs):
+        return False
+    return any(mine & theirs for mine, theirs in pairs)
 
 
 def partition(obs: F.Observation) -> list[Peer]:
@@ -113,6 +127,13 @@ def partition(obs: F.Observation) -> list[Peer]:
         if pair not in known and pair not in extra:
             extra[pair] = Peer(" - ".join(sorted(pair)), pairs={pair})
     peers += extra.values()
+    if len(peers) > 1:
+        shared = None
+        for p in peers:
+            mine = {i for g in p.groups for i in g.local_ids | g.remote_ids} | {a for pair in p.pairs for a in pair}
+            shared = mine if shared is None else shared & mine
+        for p in peers:
+            p.common = frozenset(shared or ())
     return peers
 
 
