@@ -30,10 +30,14 @@ class Case:
     expect: tuple  # (verdict, step, class)
     got: tuple | None = None
     error: str | None = None
+    faulty: str | None = None  # the peer the fault must be named for (an identity), if given
+    named: list | None = None  # the peers the diagnosis named
 
     @property
     def right(self) -> bool:
-        return self.error is None and self.got == self.expect
+        peer_named = self.faulty is None or (self.named is not None and len(self.named) == 1
+                                             and self.faulty in self.named[0].split())
+        return self.error is None and self.got == self.expect and peer_named
 
     @property
     def fault_called_healthy(self) -> bool:
@@ -49,9 +53,9 @@ def labels(corpus: Path = CORPUS) -> dict[str, dict]:
     return yaml.safe_load((corpus / "manifest.yaml").read_text())
 
 
-def diagnose_one(path: Path) -> tuple:
+def diagnose_one(path: Path) -> tuple[tuple, list]:
     [found] = run([path])
-    return found.verdict, found.step, found.fault_class
+    return (found.verdict, found.step, found.fault_class), found.faulty
 
 
 def evaluate(corpus: Path = CORPUS, dialects: tuple[str, ...] = DIALECTS) -> list[Case]:
@@ -61,13 +65,13 @@ def evaluate(corpus: Path = CORPUS, dialects: tuple[str, ...] = DIALECTS) -> lis
         for name, entry in doc.get("logs", {}).items():
             lines = (corpus / "logs" / name).read_text(errors="replace").splitlines()
             for dialect in dialects:
-                case = Case(name, dialect, expectation(entry["expect"]))
+                case = Case(name, dialect, expectation(entry["expect"]), faulty=entry.get("faulty"))
                 path = Path(tmp) / f"{dialect}-{name}"
                 path.write_text("\n".join(convert(lines, dialect)) + "\n")
                 _judge(case, path)
                 cases.append(case)
         for name, entry in doc.get("recorded", {}).items():
-            case = Case(name, entry["dialect"], expectation(entry["expect"]))
+            case = Case(name, entry["dialect"], expectation(entry["expect"]), faulty=entry.get("faulty"))
             _judge(case, corpus / "recorded" / name)
             cases.append(case)
     return cases
@@ -75,7 +79,7 @@ def evaluate(corpus: Path = CORPUS, dialects: tuple[str, ...] = DIALECTS) -> lis
 
 def _judge(case: Case, path: Path) -> None:
     try:
-        case.got = diagnose_one(path)
+        case.got, case.named = diagnose_one(path)
     except Exception:  # the corpus counts tracebacks instead of stopping at the first
         case.error = traceback.format_exc(limit=3)
 
@@ -94,7 +98,7 @@ def table(cases: list[Case]) -> dict:
             "classes": {k: rate(g) for k, g in sorted(by_class.items())},
             "fault_called_healthy": sum(c.fault_called_healthy for c in cases),
             "tracebacks": sum(c.error is not None for c in cases),
-            "wrong": [{"log": c.name, "dialect": c.dialect, "expected": c.expect, "got": c.got}
+            "wrong": [{"log": c.name, "dialect": c.dialect, "expected": c.expect, "got": c.got, "named": c.named}
                       for c in cases if not c.right and c.error is None][:50]}
 
 

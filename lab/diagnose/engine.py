@@ -164,7 +164,8 @@ def _per_peer(found: Diagnosis, obs: F.Observation, peers: list[P.Peer], owner) 
     listed = [i for i in range(len(peers)) if own[i].verdict != "healthy"][:PEERS_SHOWN]
     listed += [i for i in range(len(peers)) if own[i].verdict == "healthy"][:max(0, PEERS_SHOWN - len(listed))]
     found.peers = [{"peer": peers[i].label(), "verdict": own[i].verdict, "step": own[i].step,
-                    "class": own[i].fault_class, "evidence": own[i].evidence[:2]} for i in sorted(listed)]
+                    "class": own[i].fault_class, "evidence": own[i].evidence[:2]}
+                   for i in sorted(listed, key=lambda i: (own[i].verdict == "healthy", i))]
     if len(peers) > len(listed):
         found.notes.append(f"{len(peers) - len(listed)} more peers, all healthy, not listed")
 

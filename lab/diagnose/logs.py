@@ -39,6 +39,7 @@ _DELETING = re.compile(r"^deleting IKE_SA (?P<name>[^\s\[]+)\[(?P<uid>\d+)\] bet
 _RESPONDING = re.compile(r"^(?P<r>\S+) is initiating an? (?:Main Mode |Aggressive Mode )?IKE_SA")
 _MATCHING = re.compile(r"^looking for (?:\S+ )?peer configs matching (?P<l>\S+?)(?:\[(?P<lid>[^\]]*)\])?\.\.\."
                        r"(?P<r>\S+?)\[(?P<rid>[^\]]*)\]")
+_QUOTED_IDS = re.compile(r"'([^']*)'(?:\[[^\]]*\])? - '([^']*)'")  # no shared key / tried N keys for 'A' - 'B'
 _MYSELF = re.compile(r"^authentication of '(?P<id>.*)' \(myself\)")
 _CHILD_SPIS = re.compile(r"CHILD_SA \S+\{\d+\} established with SPIs (?P<i>[0-9a-f]{8})_i (?:\S+ )?(?P<o>[0-9a-f]{8})_o")
 _START = "Starting IKE charon daemon"
@@ -106,6 +107,7 @@ class _Reader:
         self.epoch = 0
         self.context: dict[object, str] = {}  # thread (or None) -> IKE_SA key
         self.by_remote: dict[str, str] = {}  # remote address -> latest IKE_SA key
+        self.by_id: dict[str, str] = {}  # the peer's identity -> latest IKE_SA key
         self.last: str | None = None  # the IKE_SA of the latest attributed line, whatever its thread
         # per thread, lines given to its context since it last sent a packet: a job that starts
         # anew (a DPD, a retransmit, a rekey) names its IKE_SA only when its packet leaves
@@ -125,36 +127,46 @@ class _Reader:
         return f"{self.epoch}:{uid}" if self.epoch else uid
 
     def attribute(self, rec) -> str | None:
+        """The IKE_SA of a line: its <name|id>; else an IKE_SA the message names (by name, by the
+        peer's address, by the peer's identity); else the thread's context."""
         text = rec.text
         where = rec.thread
         self.guessed = False
         if text.startswith(_START):
             self.epoch += 1
-            self.context.clear()
-            self.by_remote.clear()
-            self.pending.clear()
+            for state in (self.context, self.by_remote, self.by_id, self.pending):
+                state.clear()
             self.last = None
             return None
         key = self.key(rec.uid) if rec.uid else None
         named = _NAMED_SA.search(text) if "IKE_SA " in text else None
-        if key is None and named:
-            key = self.key(named.group("uid"))
-            earlier = self.context.get(where) if where is not None else self.last
-            if earlier and earlier.startswith(_PROVISIONAL) and earlier not in self.alias:
-                self.alias[earlier] = key  # the provisional IKE_SA of this thread gets its name
-        if key is None and text.startswith("giving up after") and self.retransmit is not None:
-            key = self.retransmit.sa
         packet = _PACKET.match(text) if text.startswith(("received packet", "sending packet")) else None
+        both = named if named and named.group("r") else _DELETING.match(text) or (
+            _MATCHING.match(text) if text.startswith("looking for") else None)
         remote = local = None
         if packet:
             outgoing = packet.group("dir") == "sending"
             remote = _address(packet.group("dst" if outgoing else "src"))
             local = _address(packet.group("src" if outgoing else "dst"))
+        elif both:
+            local, remote = _address(both.group("l")), _address(both.group("r"))
         elif (found := _RESPONDING.match(text)):
             remote = _address(found.group("r"))
+        elif named and named.group("to"):
+            remote = _address(named.group("to"))
+        if key is None and named:
+            key = self.key(named.group("uid"))
+            provisional = self.by_remote.get(remote) if remote else (
+                self.context.get(where) if where is not None else self.last)
+            if provisional and provisional.startswith(_PROVISIONAL) and provisional not in self.alias:
+                self.alias[provisional] = key  # the provisional IKE_SA gets its name
+        if key is None and text.startswith("giving up after") and self.retransmit is not None:
+            key = self.retransmit.sa
         if key is None and remote is not None:
-            # a packet: the latest IKE_SA with that peer, or one to be named later
+            # the latest IKE_SA with that peer, or one to be named later
             key = self.by_remote.get(remote) or f"{_PROVISIONAL}{self.epoch} {remote}"
+        if key is None and "'" in text and (ids := _QUOTED_IDS.search(text)):
+            key = self.by_id.get(ids.group(2)) or self.by_id.get(ids.group(1))
         if packet is not None:
             for line in self.pending.pop(where, []):
                 line.sa = key  # the job's lines belong to the IKE_SA its packet names
@@ -170,14 +182,11 @@ class _Reader:
         if rec.uid or named:
             sa.uid = sa.uid or rec.uid or named.group("uid")
             sa.name = sa.name or rec.ike or (named.group("name") if named else None)
-        if named and named.group("to"):
-            remote = remote or _address(named.group("to"))
-        both = named if named and named.group("r") else _DELETING.match(text) or (
-            _MATCHING.match(text) if text.startswith("looking for") else None)
         if both:
-            local, remote = _address(both.group("l")), _address(both.group("r"))
             sa.local_id = both.group("lid") or sa.local_id
             sa.remote_id = both.group("rid") or sa.remote_id
+            if sa.remote_id:
+                self.by_id[sa.remote_id] = key
         if (myself := _MYSELF.match(text)) and not sa.local_id:
             sa.local_id = myself.group("id")
         if "established with SPIs" in text and (spis := _CHILD_SPIS.search(text)):
