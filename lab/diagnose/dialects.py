@@ -77,10 +77,10 @@ def _program_dialect(name: str, found: re.Match) -> str | None:
         return "opnsense"
     if name == "syslog-rfc3164":
         day = _SYSLOG_TIME.match(found.group("time"))
-        if found.group("host") is None:
-            return "pfsense"
         if prog == "charon-systemd" or (day and day.group("day").startswith("0")):
             return "journald-short"  # journalctl pads the day with 0, syslog with a space
+        if found.group("host") is None:
+            return "pfsense"  # the syslog datagram as pfSense writes it, without a host
         return name
     if name == "journald-short-iso":
         return name

@@ -172,8 +172,9 @@ class _Reader:
                 line.sa = key  # the job's lines belong to the IKE_SA its packet names
             self.sent[where] = packet.group("dir") == "sending"
         if key is None:
-            key = self.context.get(where) if where is not None else self.last
-            self.guessed = key is None or self.sent.get(where, False)
+            known = self.context.get(where) if where is not None else None
+            key = known or self.last  # a thread seen for the first time: the latest IKE_SA, until its packet
+            self.guessed = known is None or self.sent.get(where, False)
         if key is None:
             return None
         self.context[where] = key
