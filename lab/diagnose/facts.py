@@ -458,13 +458,12 @@ def esp_one_way(obs: Observation, minimum: int = 5) -> list[Evidence]:
     captures = {id(c): c for c in obs.captures}
     for (cap, src, dst), entry in obs.esp.items():
         by_capture[cap][(src, dst)] = entry
+    out: list[Evidence] = []
     for cap, flows in by_capture.items():
         if captures[cap].one_sided():
             continue
-        for (src, dst), (count, first, _) in flows.items():
-            if count >= minimum and (dst, src) not in flows and established(obs):
-                return [first]
-    return []
+        out += [first for (src, dst), (count, first, _) in flows.items() if count >= minimum and (dst, src) not in flows]
+    return out[:3] if out and established(obs) else []
 
 
 # -- traffic selectors --------------------------------------------------------------------

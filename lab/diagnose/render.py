@@ -23,9 +23,7 @@ LABELS = {"evidence": {"en": "evidence", "zh": "证据"}, "ruled_out": {"en": "r
 def evidence_line(item: dict) -> str:
     if item["kind"] == "log":
         return visible(f"{item['file']}:{item['line']}  {item['text']}")
-    direction = f" {item['direction']}" if item.get("direction") else ""
-    return visible(f"{item['file']} #{item['number']}  t={item['time']:.3f}  {item['where']}{direction}  "
-                   f"{item['summary']}")
+    return visible(f"{item['file']} #{item['number']}  t={item['time']:.3f}  {item['where']}  {item['summary']}")
 
 
 def _peer_line(p: dict) -> str:
