@@ -101,6 +101,27 @@ def compiled(pattern: str) -> re.Pattern:
 
 
 @cache
+def required_text(pattern: str) -> str:
+    """A piece of text every match of `pattern` contains (its longest run of plain characters
+    outside any alternation or repetition), or "": a cheap test before the regex on each line."""
+    from re import _parser as parser
+
+    try:
+        parsed = parser.parse(pattern)
+    except re.error:
+        return ""
+    best, run = "", ""
+    for op, arg in parsed:
+        if op is parser.LITERAL:
+            run += chr(arg)
+        else:
+            best, run = max(best, run, key=len), ""
+            if op is parser.BRANCH:
+                return ""
+    return max(best, run, key=len)
+
+
+@cache
 def class_steps() -> dict[str, int]:
     """Each class's step, read without checking facts (for the scenario schema)."""
     return {name: entry["step"] for name, entry in yaml.safe_load(FILE.read_text())["classes"].items()}

@@ -158,8 +158,17 @@ def _classify_prefix(prefix: str) -> tuple[str, int, int] | None:
     return dialect, 0, len(head)
 
 
+# the file logger with `%H:%M:%S` (strongSwan's example, the lab's own): one match for the common case
+_FILELOG = re.compile(rf"(\d\d:\d\d:\d\d(?:\.\d+)?) (\d{{2,3}})\[({GROUPS})[0-4]?\] ?"
+                      r"(?:<(?:([^|<>\s][^|<>]*)\|)?(\d{1,10})> )?")
+
+
 def parse(line: str) -> Record | None:
     """The charon record of one line, or None when the line is not charon's."""
+    fast = _FILELOG.match(line)
+    if fast is not None:
+        time, thread, group, ike, uid = fast.groups()
+        return Record("filelog", time, int(thread), group, ike, uid, line[fast.end():].rstrip("\r\n"))
     first = line[:1]
     if first == "{":
         return _json(line)

@@ -150,7 +150,8 @@ def _per_peer(found: Diagnosis, obs: F.Observation, peers: list[P.Peer], owner) 
     """Each peer's own verdict; the fault is named by peer, and a fault of one peer is never lost in
     the success of others."""
     order = {name: i for i, (name, _) in enumerate(classes())}
-    own = [_verdict(P.restrict(obs, peer), Diagnosis(peer.label(), "indeterminate")) for peer in peers]
+    by_sa = P.lines_by_sa(obs)
+    own = [_verdict(P.restrict(obs, peer, by_sa), Diagnosis(peer.label(), "indeterminate")) for peer in peers]
     evidence_of = {owner(e) for e in found.cited} - {None}
     faulty = [i for i, d in enumerate(own) if d.verdict == "fault"]
     if found.verdict != "fault" and faulty:
@@ -199,14 +200,23 @@ def _item(item: cat.Item, obs: F.Observation, facts: dict) -> list[F.Evidence]:
         if item.fact not in facts:
             facts[item.fact] = F.FACTS[item.fact](obs)
         return facts[item.fact]
-    pattern = cat.compiled(item.log)
-    out = []
-    for line in obs.logs:
-        if pattern.search(line.text):
-            out.append(F.Logged(line))
-            if len(out) == 3:
-                break
-    return out
+    return [F.Logged(line) for line in _matching(obs, item.log)[:3]]
+
+
+def _matching(obs: F.Observation, log: str) -> list:
+    """Every line matching a catalogue pattern, found once per observation; a peer's part of an
+    observation picks its own from its parent's."""
+    parent = obs.cache.get("parent")
+    if parent is not None:
+        members = obs.cache["members"]
+        return [line for line in _matching(parent, log) if id(line) in members]
+    key = ("log", log)
+    if key not in obs.cache:
+        search, needed = cat.compiled(log).search, cat.required_text(log)
+        if "texts" not in obs.cache:
+            obs.cache["texts"] = [line.text for line in obs.logs]
+        obs.cache[key] = [line for line, text in zip(obs.logs, obs.cache["texts"]) if needed in text and search(text)]
+    return obs.cache[key]
 
 
 def _also(entry: cat.FaultClass, obs: F.Observation, facts: dict) -> list[F.Evidence]:

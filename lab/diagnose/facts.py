@@ -77,6 +77,7 @@ class Observation:
     captures: list[Capture] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     log_files: list = field(default_factory=list)  # lab.diagnose.logs.LogFile: IKE_SAs and dialects per log
+    cache: dict = field(default_factory=dict)  # what facts compute once from the lines (per IKE_SA)
     ike: list[Seen] = field(default_factory=list)
     tcp: list[Seen] = field(default_factory=list)  # SYN, SYN/ACK, RST
     icmp: list[Seen] = field(default_factory=list)  # ICMP errors
@@ -275,13 +276,16 @@ _INITIATING = re.compile(r"^initiating (IKE_SA|Main Mode IKE_SA|Aggressive Mode 
 _NATTED_PEER = "remote host is behind NAT"
 
 
-def _by_sa(logs: Iterable[LogLine]) -> dict[tuple[Path, str], list[LogLine]]:
-    """Lines per IKE_SA (as logs.py attributes them: `<name|id>`, or read from the messages)."""
-    out: dict[tuple[Path, str], list[LogLine]] = defaultdict(list)
-    for line in logs:
-        if line.sa:
-            out[(line.file, line.sa)].append(line)
-    return out
+def _by_sa(obs: Observation) -> dict[tuple[str, str], list[LogLine]]:
+    """Lines per IKE_SA (as logs.py attributes them: `<name|id>`, or read from the messages), once
+    per observation."""
+    if "by_sa" not in obs.cache:
+        out: dict[tuple[str, str], list[LogLine]] = defaultdict(list)
+        for line in obs.logs:
+            if line.sa:
+                out[(str(line.file), line.sa)].append(line)
+        obs.cache["by_sa"] = out
+    return obs.cache["by_sa"]
 
 
 
@@ -312,7 +316,7 @@ def responder_changed_port(obs: Observation) -> list[Evidence]:
     """The side that initiated sees its responder's address come back from another port: the
     responder's own requests leave from a port the initiator never addressed (a DNAT whose
     published port differs from the listening port)."""
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         initiated = any(_INITIATING.search(l.text) for l in lines)
         for line in lines:
             found = _CHANGED.search(line.text)
@@ -324,7 +328,7 @@ def responder_changed_port(obs: Observation) -> list[Evidence]:
 def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
     """DPD to a peer behind NAT that goes unanswered (the mapping expired); or an ICMP port
     unreachable for the NAT-T port, the NAT's own answer when it has no mapping."""
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         natted = next((l for l in lines if _NATTED_PEER in l.text), None)
         dpd = next((l for l in lines if "sending DPD request" in l.text), None)
         if natted and dpd:
@@ -385,7 +389,7 @@ def ikev1_peer_silent_then_phase2_expires(obs: Observation) -> list[Evidence]:
     """From logs alone: an established IKEv1 SA's renewal goes unanswered here, and the peer's log
     shows its phase 2 expiring afterwards (it kept phase 2 and ignored this side)."""
     expired = [l for l in obs.logs if "closing expired CHILD_SA" in l.text]
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         v1 = any("Main Mode" in l.text for l in lines)
         established = next((l for l in lines if "established between" in l.text), None)
         gave_up = next((l for l in lines if established and l.number > established.number
@@ -401,13 +405,15 @@ def ikev1_renewal_ignored(obs: Observation) -> list[Evidence]:
     until charon gave up, new Main Mode openings went unanswered too ("peer not responding"), and a
     later one was answered: the peer was reachable before and after, and ignored phase 1 meanwhile
     (it kept its phase 2 until it expired)."""
-    lines = sorted((l for l in obs.logs if l.sa), key=lambda l: (str(l.file), l.number))
     by_file: dict[Path, list[LogLine]] = defaultdict(list)
-    for line in lines:
-        by_file[line.file].append(line)
+    for line in obs.logs:
+        if line.sa:
+            by_file[line.file].append(line)
     for lines in by_file.values():
-        up = next((l for l in lines if "IKE_SA" in l.text and _IKE_UP.search(l.text)
-                   and any("Main Mode" in m.text or "ID_PROT" in m.text for m in lines if m.sa == l.sa)), None)
+        if not any(l.text.startswith("giving up after") for l in lines):
+            continue
+        ikev1 = {l.sa for l in lines if "Main Mode" in l.text or "ID_PROT" in l.text}
+        up = next((l for l in lines if l.sa in ikev1 and "IKE_SA" in l.text and _IKE_UP.search(l.text)), None)
         if up is None:
             continue
         gave_up = next((l for l in lines if l.number > up.number and "giving up after" in l.text), None)
@@ -426,7 +432,7 @@ def peer_deletes_rekeyed_sa(obs: Observation) -> list[Evidence]:
     """The IKE_SA this side has just rekeyed is deleted by the peer, which then opens a new IKE_SA
     from scratch: the peer was reauthenticating the same SA at the same time (break-before-make)
     and tore down what this side built."""
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         for line in lines:
             found = _REKEYED.search(line.text)
             if found:
@@ -561,7 +567,7 @@ def selectors_narrowed(obs: Observation) -> list[Evidence]:
     received: Y => match: Z` under "selecting traffic selectors"): part of a configured subnet is
     left out of the tunnel. A configured catch-all (0.0.0.0/0, ::/0, dynamic) is meant to be
     narrowed, and so is a responder's remote side (a hub offering a wide remote range to its spokes)."""
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         responder = any(_RESPONDER.search(l.text) for l in lines)
         side = None
         for line in lines:
@@ -594,7 +600,7 @@ def _lost_requests(obs: Observation) -> list[tuple[list[LogLine], LogLine, LogLi
     """Per IKE_SA whose IKE_SA_INIT was answered: IKE_AUTH (message ID 1) retransmitted before the
     IKE_SA was up, with the packet line that sent it."""
     out = []
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         if not any("parsed IKE_SA_INIT response" in l.text for l in lines):
             continue
         retransmit = next((l for l in lines if (m := _RETRANSMIT.match(l.text)) and m.group(1) == "1"), None)
@@ -631,7 +637,7 @@ _IKE_UP = re.compile(r"IKE_SA \S+\[\d+\] established between")
 
 
 def _after_ike_up(obs: Observation, pattern: re.Pattern) -> list[Evidence]:
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         up = next((l for l in lines if _IKE_UP.search(l.text)), None)
         if up is not None:
             found = next((l for l in lines if l.number > up.number and pattern.search(l.text)), None)
@@ -650,7 +656,7 @@ def no_proposal_after_ike_up(obs: Observation) -> list[Evidence]:
 def invalid_id_in_phase1(obs: Observation) -> list[Evidence]:
     """IKEv1 INVALID_ID_INFORMATION before phase 1 is up: the identities of Main/Aggressive Mode."""
     pattern = re.compile(r"received INVALID_ID_INFORMATION error notify|N\(INVAL_ID\)")
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         for line in lines:
             if _IKE_UP.search(line.text):
                 break
@@ -672,7 +678,7 @@ _ESTABLISHED = re.compile(r"(IKE_SA \S+ established between|CHILD_SA \S+ establi
 def successes(obs: Observation) -> list[Evidence]:
     """Every sign of an established SA: charon's own lines, or an IKE_AUTH response that opens
     with the responder's identity (its first encrypted payload, readable in clear)."""
-    out: list[Evidence] = [Logged(l) for l in obs.logs if _ESTABLISHED.search(l.text)]
+    out: list[Evidence] = [Logged(l) for l in obs.logs if "established" in l.text and _ESTABLISHED.search(l.text)]
     out += [s for s in obs.ike if s.packet.ike.version == 2 and s.packet.ike.exchange == "IKE_AUTH"
             and s.packet.ike.response and s.packet.ike.inner == "IDr"]
     out += _v1_quick_mode_done(obs)

@@ -20,9 +20,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from lab.diagnose.dialects import parse
+from lab.diagnose.dialects import _FILELOG, Record, parse
 
-MAX_KEPT = 400_000  # lines kept of one run: beyond, lines are read (and counted) but not kept
+MAX_KEPT = 150_000  # lines kept of one run: beyond, only _ALERT lines are kept (MAX_ALERTS)
+MAX_ALERTS = 10_000
+_ALERT = re.compile(r"fail|error|retransmit|giving up|deleting|established|mismatch|invalid|unacceptable|expired|"
+                    r"revoked|not responding|^no |rekey")
+
+
+def _past_budget(text: str, alerts: int, out: "LogFile") -> bool:
+    """Past the budget of lines, only what signals trouble or success is kept, up to a budget of
+    its own; the rest is read and counted, and the diagnosis says so."""
+    if alerts < MAX_ALERTS and _alert(text):
+        return False
+    out.truncated = (f"kept {MAX_KEPT} charon lines, then only errors, deletions and successes (at most "
+                     f"{MAX_ALERTS}); allowed: at most {MAX_KEPT} lines kept a run")
+    return True
+
+
+def _alert(text: str) -> bool:
+    """A line that signals trouble or success (what is kept once the budget of lines is spent)."""
+    if text.startswith(("received packet", "sending packet")):
+        return False
+    if text.startswith(("parsed ", "generating ")):
+        return "N(" in text and ("AUTH_FAILED" in text or "NO_PROP" in text or "TS_UNACCEPT" in text or "INVAL" in text)
+    return _ALERT.search(text) is not None
 # noise a diagnosis never cites: the configuration dump of the lab's `cfg = 2`, vici chatter,
 # the kernel's address events, the receiver's idle lines
 _NOISE = re.compile(r"^(?:\s{2,}\w[\w.]* = |\s*conn \S+:$|\s*child \S+:$|vici client \d+ |flags changed for |"
@@ -43,6 +65,10 @@ _QUOTED_IDS = re.compile(r"'([^']*)'(?:\[[^\]]*\])? - '([^']*)'")  # no shared k
 _MYSELF = re.compile(r"^authentication of '(?P<id>.*)' \(myself\)")
 _CHILD_SPIS = re.compile(r"CHILD_SA \S+\{\d+\} established with SPIs (?P<i>[0-9a-f]{8})_i (?:\S+ )?(?P<o>[0-9a-f]{8})_o")
 _START = "Starting IKE charon daemon"
+# messages that tell something of their IKE_SA (addresses, identities, SPIs)
+_TELLING = ("received packet", "sending packet", "deleting", "looking for", "authentication of", "CHILD_SA ",
+            "giving up", "Starting IKE")
+_PACKETS = ("received packet", "sending packet")
 _NOT_IKE = frozenset({"DMN", "LIB", "JOB", "KNL", "ASN", "TLS", "APP", "MGR"})
 _PROVISIONAL = "~"  # an IKE_SA known only by its peer's address so far
 MAX_PENDING = 32  # lines of one job waiting for the packet that names its IKE_SA
@@ -123,6 +149,11 @@ class _Reader:
             found = self.out.sas[key] = IkeSa(key)
         return found
 
+    def _addressed(self, uid: str) -> bool:
+        """Both addresses of the IKE_SA are known (its next packets tell nothing new)."""
+        sa = self.out.sas.get(self.key(uid))
+        return sa is not None and sa.remote is not None and sa.local is not None and len(sa.packets) >= 8
+
     def key(self, uid: str) -> str:
         return f"{self.epoch}:{uid}" if self.epoch else uid
 
@@ -132,6 +163,14 @@ class _Reader:
         text = rec.text
         where = rec.thread
         self.guessed = False
+        if rec.uid and (not text.startswith(_TELLING) or (text.startswith(_PACKETS) and self._addressed(rec.uid))) \
+                and "IKE_SA " not in text and " is initiating " not in text:
+            # the common case: the line names its IKE_SA and says nothing about it worth keeping
+            key = self.key(rec.uid)
+            if key not in self.out.sas:
+                self.out.sas[key] = IkeSa(key, name=rec.ike, uid=rec.uid)
+            self.context[where] = self.last = key
+            return key
         if text.startswith(_START):
             self.epoch += 1
             for state in (self.context, self.by_remote, self.by_id, self.pending):
@@ -141,8 +180,8 @@ class _Reader:
         key = self.key(rec.uid) if rec.uid else None
         named = _NAMED_SA.search(text) if "IKE_SA " in text else None
         packet = _PACKET.match(text) if text.startswith(("received packet", "sending packet")) else None
-        both = named if named and named.group("r") else _DELETING.match(text) or (
-            _MATCHING.match(text) if text.startswith("looking for") else None)
+        both = named if named and named.group("r") else (_DELETING.match(text) if text.startswith("deleting") else None) \
+            or (_MATCHING.match(text) if text.startswith("looking for") else None)
         remote = local = None
         if packet:
             outgoing = packet.group("dir") == "sending"
@@ -150,7 +189,7 @@ class _Reader:
             local = _address(packet.group("src" if outgoing else "dst"))
         elif both:
             local, remote = _address(both.group("l")), _address(both.group("r"))
-        elif (found := _RESPONDING.match(text)):
+        elif " is initiating " in text and (found := _RESPONDING.match(text)):
             remote = _address(found.group("r"))
         elif named and named.group("to"):
             remote = _address(named.group("to"))
@@ -188,7 +227,7 @@ class _Reader:
             sa.remote_id = both.group("rid") or sa.remote_id
             if sa.remote_id:
                 self.by_id[sa.remote_id] = key
-        if (myself := _MYSELF.match(text)) and not sa.local_id:
+        if text.startswith("authentication of") and (myself := _MYSELF.match(text)) and not sa.local_id:
             sa.local_id = myself.group("id")
         if "established with SPIs" in text and (spis := _CHILD_SPIS.search(text)):
             sa.child_spis.add((spis.group("i"), spis.group("o")))
@@ -213,24 +252,30 @@ def read_stream(stream: BinaryIO, path: Path, shown: Path | None = None, max_byt
     budget = max_bytes
     keep = out.lines
     room = MAX_KEPT - (len(kept) if kept is not None else 0)
-    for number, raw in enumerate(stream, 1):
-        if budget is not None:
-            budget -= len(raw)
-            if budget < 0:
-                out.truncated = f"read the first {max_bytes} bytes; allowed: at most {max_bytes} bytes a log"
-                break
-        out.read_lines = number
-        line = raw.decode("utf-8", "replace")
-        rec = parse(line)
-        if rec is None:
+    dialects: dict[str, int] = {}
+    number = charon = filelog = 0
+    fast_match, noise = _FILELOG.match, _NOISE.match
+    for number, line in enumerate(_lines(stream, max_bytes, out), 1):
+        fast = fast_match(line)
+        if fast is not None:  # the common case without a Record first: most lines are noise
+            filelog += 1
+            text = line[fast.end():]
+            if noise(text) or (len(keep) >= room and _past_budget(text, len(keep) - room, out)):
+                continue
+            time, thread, group, ike, uid = fast.groups()
+            rec = Record("filelog", time, int(thread), group, ike, uid, text.rstrip("\r"))
+        else:
+            rec = parse(line)
+            if rec is None:
+                continue
+            charon += 1
+            dialects[rec.dialect] = dialects.get(rec.dialect, 0) + 1
+            if _NOISE.match(rec.text):
+                continue  # nothing of an IKE_SA: the configuration dump, vici, the kernel's addresses
+        if len(keep) >= room and _past_budget(rec.text, len(keep) - room, out):
             continue
-        out.charon_lines += 1
-        out.dialects[rec.dialect] += 1
         sa = reader.attribute(rec)
-        if _NOISE.match(rec.text):
-            continue
-        if len(keep) >= room:
-            out.truncated = out.truncated or f"kept the first {MAX_KEPT} charon lines to cite; allowed: at most {MAX_KEPT}"
+        if _routine(rec.text, reader, sa):
             continue
         line = LogLine(out.shown, number, rec.time, rec.group, rec.ike, rec.uid, rec.text, rec.dialect,
                        rec.thread, sa)
@@ -241,6 +286,10 @@ def read_stream(stream: BinaryIO, path: Path, shown: Path | None = None, max_byt
             pending = reader.pending.setdefault(rec.thread, [])
             pending.append(line)
             del pending[:-MAX_PENDING]
+    out.read_lines, out.charon_lines = number, charon + filelog
+    out.dialects.update(dialects)
+    if filelog:
+        out.dialects["filelog"] += filelog
     for key, named in reader.alias.items():
         _merge(out.sas, key, named)
     for line in keep:
@@ -260,6 +309,44 @@ def _merge(sas: dict[str, IkeSa], provisional: str, named: str) -> None:
     new.local_id, new.remote_id = new.local_id or old.local_id, new.remote_id or old.remote_id
     new.child_spis |= old.child_spis
     new.packets = old.packets + new.packets
+
+
+CHUNK = 1 << 20
+_FIRST_EXCHANGES = ("IKE_SA_INIT", "IKE_AUTH", "ID_PROT", "AGGRESSIVE")
+
+
+def _routine(text: str, reader: _Reader, sa: str | None) -> bool:
+    """A line of an IKE_SA's routine once it is up, read (for its IKE_SA) but not kept: packets
+    received after the first eight, messages other than the first exchanges that carry no notify.
+    What a diagnosis cites (errors, retransmits, deletes, establishment) is always kept."""
+    if text.startswith(("parsed ", "generating ")):
+        return "N(" not in text and not any(x in text for x in _FIRST_EXCHANGES)
+    if text.startswith("received packet") and sa is not None:
+        known = reader.out.sas.get(sa)
+        return known is not None and len(known.packets) >= 8
+    return False
+
+
+def _lines(stream: BinaryIO, max_bytes: int | None, out: LogFile):
+    """The lines of a byte stream, decoded a chunk at a time, up to `max_bytes`."""
+    left = max_bytes
+    rest = b""
+    while True:
+        chunk = stream.read(CHUNK if left is None else min(CHUNK, left + 1))
+        if not chunk:
+            break
+        if left is not None:
+            left -= len(chunk)
+            if left < 0:
+                out.truncated = f"read the first {max_bytes} bytes; allowed: at most {max_bytes} bytes a log"
+                chunk = chunk[:len(chunk) + left]
+        *whole, rest = (rest + chunk).split(b"\n")
+        if whole:
+            yield from b"\n".join(whole).decode("utf-8", "replace").split("\n")
+        if left is not None and left < 0:
+            return
+    if rest:
+        yield rest.decode("utf-8", "replace")
 
 
 def read(path: Path, max_bytes: int | None = None) -> list[LogLine]:
