@@ -217,8 +217,11 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     print("catalogue wall time: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
     d = doc["diagnose"]
     big = d[next(k for k in d if k.startswith("capture_"))]
+    log = d[next(k for k in d if k.startswith("log_"))]
     print(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
-          f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB")
+          f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB; "
+          f"{log['bytes'] // 1024 // 1024} MB log {log['seconds']}s, peak {log['peak_mb']} MB")
+    print("lab diagnose on its corpus (tests/diagnose/corpus):\n" + d["corpus"]["markdown"])
     for mode, rtt in doc["tunnel_rtt_ms"].items():
         print(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                  if "avg" in rtt else rtt["error"]))
