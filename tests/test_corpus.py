@@ -39,6 +39,9 @@ def test_no_fault_called_healthy_and_no_traceback(result):
 def test_every_log_of_the_corpus_is_labelled():
     labelled = set(corpus.labels()["logs"])
     assert labelled == {p.name for p in LOGS.iterdir()}
+    recorded = corpus.labels()["recorded"]
+    assert set(recorded) == {p.name for p in (corpus.CORPUS / "recorded").iterdir()}
+    assert {e["dialect"] for e in recorded.values()} == {"syslog-rfc3164", "journald-short", "journald-json"}
     for entry in corpus.labels()["logs"].values():
         verdict = corpus.expectation(entry["expect"])
         assert verdict[0] in ("fault", "healthy", "indeterminate")
