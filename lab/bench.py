@@ -173,18 +173,23 @@ def catalogue(scenarios: list, jobs: int) -> float:
         return round(time.monotonic() - started, 1)
 
 
+def _diagnose_file(path: Path) -> dict:
+    """`lab diagnose --json PATH` in a process of its own: wall time and that process's peak memory."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
+            "bytes": path.stat().st_size}
+
+
 def big_capture() -> dict:
     """`lab diagnose` on a synthetic capture of BIG_CAPTURE_MB (IKE, then ESP-in-UDP both ways):
     wall time and the peak memory of the process that read it."""
     with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
         path = Path(tmp) / "big.pcap"
         _write_capture(path, BIG_CAPTURE_MB * 1024 * 1024)
-        started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        _, _, usage = os.wait4(proc.pid, 0)
-        return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
-                "bytes": path.stat().st_size}
+        return _diagnose_file(path)
 
 
 def corpus_accuracy() -> dict:
@@ -208,12 +213,7 @@ def big_log() -> dict:
         with path.open("wb") as out:
             for _ in range(BIG_LOG_MB * 1024 * 1024 // len(data) + 1):
                 out.write(data)
-        started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        _, _, usage = os.wait4(proc.pid, 0)
-        return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
-                "bytes": path.stat().st_size}
+        return _diagnose_file(path)
 
 
 def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
