@@ -39,6 +39,7 @@ SPOKE_COUNTS = (3, 10, 30, 60)
 ROOM = (("tcp-asym", 20), ("dpd-nat-timeout", 10))
 IDLE_WINDOW_S = 10
 BIG_CAPTURE_MB = 100
+BIG_LOG_MB = 100
 
 
 def floor(repeat: int) -> dict:
@@ -105,7 +106,8 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
     doc["catalogue_s"] = {f"jobs={n}": catalogue(scenarios, n) for n in sorted({1, jobs})}
     doc["diagnose"] = {"phase_s": {"median": round(statistics.median(diagnose_s), 3),
                                    "max": round(max(diagnose_s), 3), "phases": len(diagnose_s)},
-                       f"capture_{BIG_CAPTURE_MB}mb": big_capture()}
+                       f"capture_{BIG_CAPTURE_MB}mb": big_capture(), f"log_{BIG_LOG_MB}mb": big_log(),
+                       "corpus": corpus_accuracy()}
     doc["tunnel_rtt_ms"] = {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}
     doc["spokes"] = [spokes(n) for n in SPOKE_COUNTS]
     doc["training_room"] = [room(name, count) for name, count in ROOM]
@@ -198,18 +200,47 @@ def catalogue(scenarios: list, jobs: int) -> float:
         return round(time.monotonic() - started, 1)
 
 
+def _diagnose_file(path: Path) -> dict:
+    """`lab diagnose --json PATH` in a process of its own: wall time and that process's peak memory."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
+            "bytes": path.stat().st_size}
+
+
 def big_capture() -> dict:
     """`lab diagnose` on a synthetic capture of BIG_CAPTURE_MB (IKE, then ESP-in-UDP both ways):
     wall time and the peak memory of the process that read it."""
     with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
         path = Path(tmp) / "big.pcap"
         _write_capture(path, BIG_CAPTURE_MB * 1024 * 1024)
-        started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        _, _, usage = os.wait4(proc.pid, 0)
-        return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
-                "bytes": path.stat().st_size}
+        return _diagnose_file(path)
+
+
+def corpus_accuracy() -> dict:
+    """lab diagnose on its corpus (tests/diagnose/corpus): every labelled log in every dialect."""
+    from lab.diagnose import corpus
+
+    started = time.monotonic()
+    table = corpus.table(corpus.evaluate())
+    return {**table, "seconds": round(time.monotonic() - started, 1), "markdown": corpus.markdown(table)}
+
+
+def big_log() -> dict:
+    """`lab diagnose` on a charon log of BIG_LOG_MB: the corpus's logs (the catalogue's fault phases,
+    charon's own file logger) one after the other until the size is reached; wall time and peak
+    memory of the process that read it."""
+    from lab.diagnose import corpus
+
+    data = b"".join(p.read_bytes() for p in sorted((corpus.CORPUS / "logs").iterdir()))
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
+        path = Path(tmp) / "big.log"
+        with path.open("wb") as out:
+            for _ in range(BIG_LOG_MB * 1024 * 1024 // len(data) + 1):
+                out.write(data)
+        return _diagnose_file(path)
 
 
 def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:

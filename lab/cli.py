@@ -234,8 +234,11 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
     say("catalogue wall time: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
     d = doc["diagnose"]
     big = d[next(k for k in d if k.startswith("capture_"))]
+    log = d[next(k for k in d if k.startswith("log_"))]
     say(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
-        f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB")
+        f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB; "
+        f"{log['bytes'] // 1024 // 1024} MB log {log['seconds']}s, peak {log['peak_mb']} MB")
+    print(visible_lines("lab diagnose on its corpus (tests/diagnose/corpus):\n" + d["corpus"]["markdown"]))
     for mode, rtt in doc["tunnel_rtt_ms"].items():
         say(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                if "avg" in rtt else rtt["error"]))
@@ -276,23 +279,26 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
 
 @app.command()
 def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or run folders of lab run, captures "
-                                                                     "(pcap, pcapng), charon logs"),
+                                                                     "(pcap, pcapng), charon logs; - reads standard input"),
              as_json: bool = typer.Option(False, "--json", help="one JSON object (a list for several diagnoses)"),
              lang: str = typer.Option("both", "--lang", help="en, zh or both"),
              ike_port: list[int] = typer.Option([], "--ike-port", help="a non-standard IKE port (repeatable)"),
              nat_t_port: list[int] = typer.Option([], "--nat-t-port", help="a non-standard NAT-T port (repeatable)"),
              live: bool = typer.Option(False, "--live", help="the running workshop lab (the trainer's view)"),
              user: Optional[str] = USER) -> None:
-    """The three-step IKE triage on captures and charon logs: which step fails, which fault, what proves it.
+    """The three-step IKE triage on captures and charon logs (any dialect: file, syslog, journald, swanctl
+    --log, Android, pasted lines): which step fails, which fault, for which peer, what proves it.
     Exit 0 healthy, 1 fault, 4 indeterminate, 2 bad input."""
     import json
+    import tempfile
 
     from lab.diagnose import render
     from lab.diagnose.engine import run as run_diagnosis
-    from lab.diagnose.sources import BadInput
+    from lab.diagnose.sources import STDIN, BadInput
+    from lab.visible import visible
 
     if lang not in ("en", "zh", "both"):
-        err.print(f"--lang {lang[:20]}: allowed: en, zh, both", markup=False)
+        err.print(f"--lang {visible(lang[:20])}: allowed: en, zh, both", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT)
     bad_ports = [p for p in [*ike_port, *nat_t_port] if not 1 <= p <= 65535]
     if bad_ports:
@@ -303,19 +309,23 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
         try:
             paths = [Path(client.running(_seat(user))["artifacts"])]
         except LabError as exc:
-            err.print(str(exc), markup=False)
+            err.print(visible(str(exc)), markup=False)
             raise typer.Exit(EXIT_LAB) from None
     if not paths:
-        err.print("give one or more folders, captures or logs (or --live)")
+        err.print("give one or more folders, captures or logs, - for standard input (or --live)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if sum(str(p) == STDIN for p in paths) > 1:
+        err.print("-: standard input given more than once; allowed: at most once", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT)
     ports = {"ike_ports": frozenset({500, *ike_port}), "nat_t_ports": frozenset({4500, *nat_t_port})}
-    try:
-        diagnoses = run_diagnosis(paths, **ports)
-    except BadInput as exc:
-        err.print(f"bad input: {exc}", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    with tempfile.TemporaryDirectory(prefix="ipsec-lab-diagnose-") as spool:
+        try:
+            diagnoses = run_diagnosis(paths, Path(spool), **ports)
+        except BadInput as exc:
+            err.print(visible(f"bad input: {exc}"), markup=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
-        docs = [d.as_json() for d in diagnoses]
+        docs = [render.as_json(d, lang) for d in diagnoses]
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
     else:
         print("\n\n".join(render.text(d, lang) for d in diagnoses))

@@ -228,3 +228,101 @@ def test_field_captures(name):
         assert found.reason["en"] and found.reason["zh"]
     else:
         assert found.evidence and all(e["kind"] == "packet" and e["number"] >= 1 for e in found.evidence)
+
+
+# -- IKEv1 (Main, Aggressive, Quick Mode): charon 5.9.8's own wording (sa/ikev1/tasks, phase1.c) ----------
+
+MM_UP = ("IKE initiating Main Mode IKE_SA gw[1] to 198.51.100.2",
+         "IKE IKE_SA gw[1] established between 203.0.113.2[a]...198.51.100.2[b]")
+
+
+@pytest.mark.parametrize("lines, step, fault", [
+    (("IKE 203.0.113.2 is initiating a Main Mode IKE_SA", "IKE no proposal found",
+      "ENC generating INFORMATIONAL_V1 request 1 [ N(NO_PROP) ]"), 2, "ike-proposal-mismatch"),
+    ((MM_UP[0], "IKE received NO_PROPOSAL_CHOSEN error notify"), 2, "ike-proposal-mismatch"),
+    ((*MM_UP, "IKE received NO_PROPOSAL_CHOSEN error notify"), 2, "child-proposal-mismatch"),
+    (("IKE 203.0.113.2 is initiating a Main Mode IKE_SA", MM_UP[1],
+      "IKE no matching proposal found, sending NO_PROPOSAL_CHOSEN"), 2, "child-proposal-mismatch"),  # PFS group
+    ((*MM_UP, "IKE received INVALID_ID_INFORMATION error notify"), 3, "ts-mismatch"),
+    (("IKE 203.0.113.2 is initiating a Main Mode IKE_SA", MM_UP[1],
+      "IKE no matching CHILD_SA config found for 10.1.0.0/24 === 10.2.0.0/24"), 3, "ts-mismatch"),
+    ((MM_UP[0], "IKE received INVALID_ID_INFORMATION error notify"), 3, "id-mismatch"),
+    (("IKE 203.0.113.2 is initiating a Main Mode IKE_SA",
+      "CFG looking for pre-shared key peer configs matching 198.51.100.2...203.0.113.2[a]",
+      "IKE found 1 matching config, but none allows pre-shared key authentication using Main Mode"),
+     3, "auth-method-mismatch"),
+    (("IKE 203.0.113.2 is initiating a Aggressive Mode IKE_SA",
+      "IKE Aggressive Mode PSK disabled for security reasons"), 3, "auth-method-mismatch"),
+    (("IKE 203.0.113.2 is initiating a Main Mode IKE_SA", "IKE no peer config found"), 3, "id-mismatch"),
+    ((*MM_UP, "IKE CHILD_SA net{1} established with SPIs c1_i c2_o and TS 10.1.0.0/24 === 10.2.0.0/24",
+      "IKE closing expired CHILD_SA net{1} with SPIs c1_i c2_o and TS 10.1.0.0/24 === 10.2.0.0/24"),
+     2, "phase2-expired"),
+])
+def test_ikev1_failure_classes(tmp_path, lines, step, fault):
+    [found] = run([_log(tmp_path, *lines)])
+    assert (found.verdict, found.step, found.fault_class) == ("fault", step, fault), found.as_json()
+
+
+# -- one side only, honestly --------------------------------------------------------------------------
+
+RESPONDER_UP = ("IKE 203.0.113.2 is initiating an IKE_SA",
+                "IKE authentication of 'hq' (myself) with ECDSA_WITH_SHA256_DER successful",
+                "IKE IKE_SA branch[1] established between 198.51.100.2[hq]...203.0.113.2[branch]",
+                "IKE CHILD_SA net{1} established with SPIs c1_i c2_o and TS 10.2.0.0/23 === 10.1.0.0/24")
+
+
+def test_the_peer_refusing_after_install_is_a_fault_here(tmp_path):
+    [found] = run([_log(tmp_path, *RESPONDER_UP, "ENC parsed INFORMATIONAL request 2 [ N(AUTH_FAILED) ]",
+                        "IKE received DELETE for IKE_SA branch[1]",
+                        "IKE deleting IKE_SA branch[1] between 198.51.100.2[hq]...203.0.113.2[branch]")])
+    assert (found.verdict, found.step, found.fault_class) == ("fault", 3, "auth-failed")
+    assert any("certificate" in c["en"] for c in found.candidates)  # it authenticated with a certificate
+
+
+@pytest.mark.parametrize("error", [
+    "ENC generating IKE_AUTH response 1 [ N(TS_UNACCEPT) ]",
+    "ENC parsed CREATE_CHILD_SA response 5 [ N(NO_PROP) ]",
+    "IKE received INTERNAL_ADDRESS_FAILURE notify error",
+    "IKE giving up after 5 retransmits",
+])
+def test_never_healthy_after_an_unresolved_error(tmp_path, error):
+    [found] = run([_log(tmp_path, *RESPONDER_UP, error)])
+    assert found.verdict == "fault", found.as_json()
+
+
+def test_narrowed_selectors_are_a_ts_mismatch(tmp_path):
+    [found] = run([_log(tmp_path, *RESPONDER_UP[:3], "CFG selecting traffic selectors for us:",
+                        "CFG  config: 10.2.0.0/23, received: 10.2.0.0/24 => match: 10.2.0.0/24",
+                        "CFG selecting traffic selectors for other:",
+                        "CFG  config: 10.1.0.0/24, received: 10.1.0.0/24 => match: 10.1.0.0/24",
+                        "IKE CHILD_SA net{1} established with SPIs c1_i c2_o and TS 10.2.0.0/24 === 10.1.0.0/24")])
+    assert (found.step, found.fault_class) == (3, "ts-mismatch")
+
+
+@pytest.mark.parametrize("config", ["0.0.0.0/0", "10.0.0.0/8"])
+def test_a_hub_narrowing_its_wide_remote_range_is_healthy(tmp_path, config):
+    """A responder offering a catch-all or a hub's wide remote range narrows by design."""
+    side = "us" if config == "0.0.0.0/0" else "other"
+    [found] = run([_log(tmp_path, *RESPONDER_UP[:3], f"CFG selecting traffic selectors for {side}:",
+                        f"CFG  config: {config}, received: 10.1.0.0/24 => match: 10.1.0.0/24", RESPONDER_UP[3])])
+    assert found.verdict == "healthy", found.as_json()
+
+
+# -- many peers ---------------------------------------------------------------------------------------
+
+def _spoke(i: int, secret_ok: bool) -> list[str]:
+    peer = f"198.51.100.{4 * i + 2}"
+    lines = [f"IKE <{i}> {peer} is initiating an IKE_SA",
+             f"CFG <{i}> looking for peer configs matching 203.0.113.2[hq]...{peer}[br{i}]"]
+    if secret_ok:
+        return lines + [f"IKE <b{i}|{i}> IKE_SA b{i}[{i}] established between 203.0.113.2[hq]...{peer}[br{i}]"]
+    return lines + [f"IKE <b{i}|{i}> tried 1 shared key for 'hq' - 'br{i}', but MAC mismatched"]
+
+
+def test_one_bad_spoke_among_many_is_named_and_not_resolved_by_the_others(tmp_path):
+    lines = [line for i in range(1, 31) for line in _spoke(i, i != 17)]
+    [found] = run([_log(tmp_path, *lines)])
+    assert (found.verdict, found.fault_class) == ("fault", "psk-mismatch"), found.as_json()
+    assert len(found.faulty) == 1 and "br17" in found.faulty[0]
+    bad = [p for p in found.peers if p["verdict"] != "healthy"]
+    assert len(bad) == 1 and "br17" in bad[0]["peer"]

@@ -235,14 +235,15 @@ def read(path: Path, local_mac: str | None = None, bpf: str = "",
 
 
 def stream(path: Path, local_mac: str | None = None, nat_t_ports: frozenset[int] = NAT_T_PORTS,
-           ike_ports: frozenset[int] = IKE_PORTS, bpf: str = "") -> Iterator[Packet]:
+           ike_ports: frozenset[int] = IKE_PORTS, bpf: str = "", max_bytes: int | None = None) -> Iterator[Packet]:
     """The packets of `read`, one at a time in file order, in bounded memory whatever the file's size.
 
     Raises CaptureError at once when the file is no capture. TCP segments that start an RFC 9329
     message wait until the message's end is in (or a bound is reached), and so do the packets
     after them. `oversize_message` is judged against the stream's segments up to the message's end.
+    `max_bytes`: the file ends there for the reader (a file that grows while it is read, or lies).
     """
-    return _decode(_open(path), local_mac, nat_t_ports, ike_ports, bpf, whole_streams=False)
+    return _decode(_open(path, max_bytes), local_mac, nat_t_ports, ike_ports, bpf, whole_streams=False)
 
 
 # --- the file ----------------------------------------------------------------------------------
@@ -258,12 +259,18 @@ class _CappedReads:
     """A file whose reads return at most MAX_READ bytes: a pcapng block length of 4 GiB then
     reads as a block cut short, which ends the file, instead of 4 GiB of memory."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_bytes: int | None = None):
         self._file = path.open("rb")
         self.name = str(path)
+        self._left = max_bytes
 
     def read(self, size: int = -1) -> bytes:
-        return self._file.read(MAX_READ if size < 0 or size > MAX_READ else size)
+        size = MAX_READ if size < 0 or size > MAX_READ else size
+        if self._left is None:
+            return self._file.read(size)
+        data = self._file.read(min(size, max(0, self._left)))
+        self._left -= len(data)
+        return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._file.seek(offset, whence)
@@ -272,7 +279,7 @@ class _CappedReads:
         self._file.close()
 
 
-def _open(path: Path):
+def _open(path: Path, max_bytes: int | None = None):
     """scapy's raw reader for the file, or CaptureError saying why it is none."""
     from scapy.error import Scapy_Exception
     from scapy.utils import RawPcapReader
@@ -287,7 +294,7 @@ def _open(path: Path):
             raise CaptureError(f"{path}: not a pcap or pcapng file (it starts with {head[:4].hex()})")
         if head[:4] in PCAP_MAGICS and len(head) < 24:
             raise CaptureError(f"{path}: pcap header cut short ({len(head)} of 24 bytes)")
-    capped = _CappedReads(path)
+    capped = _CappedReads(path, max_bytes)
     try:
         reader = RawPcapReader(capped)
     except (Scapy_Exception, EOFError, OSError) as e:

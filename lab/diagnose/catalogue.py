@@ -49,13 +49,30 @@ class Item(BaseModel):
         return pattern
 
 
+class Candidate(BaseModel):
+    """A candidate cause, shown when this side's log matches `when` (always without it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    when: str | None = None
+    text: Text
+
+    @field_validator("when")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            re.compile(pattern)
+        return pattern
+
+
 class FaultClass(BaseModel):
     model_config = ConfigDict(extra="forbid")
     step: Literal[1, 2, 3]
     title: Text
     signatures: list[list[Item]] = Field(min_length=1)
     also: list[Item] = []  # cited beside the evidence when present, never deciding
-    resolved: bool = False  # a later success in the same source supersedes the evidence
+    resolved: bool = False  # a later success of the same peer in the same source supersedes the evidence
+    fallback: bool = False  # tried after every other class, wherever it is written
+    candidates: list[Candidate] = []  # the reason is on the other side: what it may be
     explanation: Text
     next: Text
     fix: Fix
@@ -76,6 +93,32 @@ def catalogue() -> Catalogue:
     if unknown:
         raise ValueError(f"{FILE}: unknown facts {sorted(unknown)}; facts: {', '.join(sorted(FACTS))}")
     return cat
+
+
+@cache
+def compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+@cache
+def required_text(pattern: str) -> str:
+    """A piece of text every match of `pattern` contains (its longest run of plain characters
+    outside any alternation or repetition), or "": a cheap test before the regex on each line."""
+    from re import _parser as parser
+
+    try:
+        parsed = parser.parse(pattern)
+    except re.error:
+        return ""
+    best, run = "", ""
+    for op, arg in parsed:
+        if op is parser.LITERAL:
+            run += chr(arg)
+        else:
+            best, run = max(best, run, key=len), ""
+            if op is parser.BRANCH:
+                return ""
+    return max(best, run, key=len)
 
 
 @cache

@@ -1,8 +1,10 @@
 """The verdict: the catalogue's classes tried in order against the facts of an observation.
 
 fault: the first class whose evidence holds (and, for a class marked `resolved`, that no later
-success in the same source superseded); healthy: no class holds and an SA was established;
-indeterminate: neither, with the reason.
+success of the same peer in the same source superseded); healthy: no class holds and an SA was
+established; indeterminate: neither, with the reason. Classes marked `fallback` are tried after
+all others. With several peers (a hub's spokes), each peer also gets a verdict of its own, and the
+fault names the peers it belongs to.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from pathlib import Path
 from lab.capture import packets
 from lab.diagnose import catalogue as cat
 from lab.diagnose import facts as F
-from lab.diagnose.logs import read as read_log
-from lab.diagnose.sources import Inputs
+from lab.diagnose import peers as P
+from lab.diagnose.logs import describe, read_stream
+from lab.diagnose.sources import MAX_FILE_BYTES, Inputs, open_regular
 
 STEPS = {1: {"en": "reachability", "zh": "网络通达性"}, 2: {"en": "negotiation", "zh": "协商过程"},
          3: {"en": "authentication and policy", "zh": "认证与策略"}}
 EVIDENCE_SHOWN = 8
+PEERS_SHOWN = 20  # peers listed one by one; beyond that the healthy ones are counted
 
 
 @dataclass
@@ -32,6 +36,11 @@ class Diagnosis:
     reason: dict | None = None  # indeterminate: why
     inputs: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    peers: list[dict] = field(default_factory=list)  # per peer its own verdict (when there are several)
+    faulty: list[str] = field(default_factory=list)  # the peers the fault belongs to
+    candidates: list[dict] = field(default_factory=list)  # candidate causes (a fault whose reason is elsewhere)
+    difference: list[dict] = field(default_factory=list)  # both sides given: what differs between them
+    cited: list = field(default_factory=list, repr=False)  # the evidence itself (F.Evidence), for peers
 
     @property
     def exit_code(self) -> int:
@@ -50,6 +59,8 @@ class Diagnosis:
             "next": entry.next.model_dump() if entry else None,
             "fix": entry.fix.model_dump() if entry else None,
             "reason": self.reason, "inputs": self.inputs, "notes": self.notes,
+            "peers": self.peers, "faulty_peers": self.faulty, "candidates": self.candidates,
+            "difference": self.difference,
         }
 
 
@@ -60,35 +71,45 @@ def observe(inputs: Inputs, ike_ports: frozenset[int] = F.IKE_PORTS,
         capture = F.Capture(found.path, found.where, found.node, two_way=found.where is not None)
         obs.captures.append(capture)
         try:
-            for packet in packets.stream(found.path, found.mac, nat_t_ports=nat_t_ports, ike_ports=ike_ports):
+            for packet in packets.stream(found.path, found.mac, nat_t_ports=nat_t_ports, ike_ports=ike_ports,
+                                         max_bytes=MAX_FILE_BYTES):
                 obs.add(capture, packet)
         except packets.CaptureError as exc:
             capture.error = str(exc)
             obs.notes.append(f"{found.path}: {exc}")
-    for path in inputs.logs:
-        obs.logs += read_log(path)
+    for source in inputs.logs:
+        fd, _ = open_regular(source.path)
+        with open(fd, "rb") as stream:
+            log = read_stream(stream, source.path, source.shown, MAX_FILE_BYTES, obs.logs)
+        obs.log_files.append(log)
+        obs.logs += log.lines
+        if log.truncated:
+            obs.notes.append(f"{source.shown}: {log.truncated}")
     return obs
 
 
-def diagnose(inputs: Inputs, **ports) -> Diagnosis:
-    obs = observe(inputs, **ports)
-    found = Diagnosis(inputs.label, "indeterminate", inputs={
-        "captures": [{"file": str(c.path), "where": c.name(), "packets": c.packets, "one_sided": c.one_sided()}
-                     for c in obs.captures],
-        "logs": [str(p) for p in inputs.logs]}, notes=obs.notes)
+def classes() -> list[tuple[str, cat.FaultClass]]:
+    """The catalogue's classes in the order they are tried: as written, the fallbacks last."""
+    entries = list(cat.catalogue().classes.items())
+    return [e for e in entries if not e[1].fallback] + [e for e in entries if e[1].fallback]
+
+
+def _verdict(obs: F.Observation, found: Diagnosis, owner=None) -> Diagnosis:
     successes = F.successes(obs)
     facts: dict[str, list[F.Evidence]] = {}
-    for name, entry in cat.catalogue().classes.items():
+    for name, entry in classes():
         evidence = _holds(entry, obs, facts)
         if evidence is None:
             continue
-        if entry.resolved and _superseded(evidence, successes):
+        if entry.resolved and _superseded(evidence, successes, owner):
             found.ruled_out.append(_text(f"{name}: seen, then resolved by a later success",
                                          f"{name}:出现过,随后已成功建立"))
             continue
         found.verdict, found.step, found.fault_class = "fault", entry.step, name
-        found.evidence = [e.cite() for e in _dedup(evidence + _also(entry, obs, facts))][:EVIDENCE_SHOWN]
+        found.cited = _dedup(evidence + _also(entry, obs, facts))
+        found.evidence = [e.cite() for e in found.cited][:EVIDENCE_SHOWN]
         found.ruled_out = _passed_steps(obs, successes, below=entry.step) + found.ruled_out
+        found.candidates = _candidates(entry, obs)
         return found
     if successes:
         found.verdict = "healthy"
@@ -98,6 +119,66 @@ def diagnose(inputs: Inputs, **ports) -> Diagnosis:
     found.reason = _why_indeterminate(obs)
     found.ruled_out = _passed_steps(obs, successes, below=4) + found.ruled_out
     return found
+
+
+def _inputs(obs: F.Observation) -> dict:
+    return {"captures": [{"file": str(c.path), "where": c.name(), "packets": c.packets, "one_sided": c.one_sided()}
+                         for c in obs.captures],
+            "logs": [{"file": str(log.shown), "lines": log.read_lines, "charon_lines": log.charon_lines,
+                      "dialects": dict(log.dialects.most_common()), "read_as": describe(log.dialects.most_common())}
+                     for log in obs.log_files]}
+
+
+def diagnose(inputs: Inputs, **ports) -> Diagnosis:
+    obs = observe(inputs, **ports)
+    return diagnose_observation(obs, inputs.label)
+
+
+def diagnose_observation(obs: F.Observation, label: str) -> Diagnosis:
+    from lab.diagnose.sides import differences
+
+    peers = P.partition(obs)
+    owner = P.owner(peers)
+    found = _verdict(obs, Diagnosis(label, "indeterminate", inputs=_inputs(obs), notes=list(obs.notes)), owner)
+    if len(peers) > 1:
+        _per_peer(found, obs, peers, owner)
+    found.difference = differences(obs, peers)
+    return found
+
+
+def _per_peer(found: Diagnosis, obs: F.Observation, peers: list[P.Peer], owner) -> None:
+    """Each peer's own verdict; the fault is named by peer, and a fault of one peer is never lost in
+    the success of others."""
+    order = {name: i for i, (name, _) in enumerate(classes())}
+    by_sa = P.lines_by_sa(obs)
+    own = [_verdict(P.restrict(obs, peer, by_sa), Diagnosis(peer.label(), "indeterminate")) for peer in peers]
+    evidence_of = {owner(e) for e in found.cited} - {None}
+    faulty = [i for i, d in enumerate(own) if d.verdict == "fault"]
+    if found.verdict != "fault" and faulty:
+        first = min(faulty, key=lambda i: order[own[i].fault_class])
+        part = own[first]
+        found.verdict, found.step, found.fault_class = "fault", part.step, part.fault_class
+        found.evidence, found.candidates, found.reason, found.cited = part.evidence, part.candidates, None, part.cited
+        evidence_of = {first}
+    named = sorted(set(faulty) | evidence_of) if found.verdict == "fault" else []
+    found.faulty = [peers[i].label() for i in named]
+    listed = [i for i in range(len(peers)) if own[i].verdict != "healthy"][:PEERS_SHOWN]
+    listed += [i for i in range(len(peers)) if own[i].verdict == "healthy"][:max(0, PEERS_SHOWN - len(listed))]
+    found.peers = [{"peer": peers[i].label(), "verdict": own[i].verdict, "step": own[i].step,
+                    "class": own[i].fault_class, "evidence": own[i].evidence[:2]}
+                   for i in sorted(listed, key=lambda i: (own[i].verdict == "healthy", i))]
+    if len(peers) > len(listed):
+        found.notes.append(f"{len(peers) - len(listed)} more peers, all healthy, not listed")
+
+
+def _candidates(entry: cat.FaultClass, obs: F.Observation) -> list[dict]:
+    """The candidate causes of a class whose reason is on the other side, chosen by what this side's
+    log shows (how it authenticated, what it sent)."""
+    out = []
+    for candidate in entry.candidates:
+        if candidate.when is None or any(re.search(candidate.when, l.text) for l in obs.logs):
+            out.append(candidate.text.model_dump())
+    return out
 
 
 def _holds(entry: cat.FaultClass, obs: F.Observation, facts: dict) -> list[F.Evidence] | None:
@@ -119,8 +200,23 @@ def _item(item: cat.Item, obs: F.Observation, facts: dict) -> list[F.Evidence]:
         if item.fact not in facts:
             facts[item.fact] = F.FACTS[item.fact](obs)
         return facts[item.fact]
-    pattern = re.compile(item.log)
-    return [F.Logged(line) for line in obs.logs if pattern.search(line.text)][:3]
+    return [F.Logged(line) for line in _matching(obs, item.log)[:3]]
+
+
+def _matching(obs: F.Observation, log: str) -> list:
+    """Every line matching a catalogue pattern, found once per observation; a peer's part of an
+    observation picks its own from its parent's."""
+    parent = obs.cache.get("parent")
+    if parent is not None:
+        members = obs.cache["members"]
+        return [line for line in _matching(parent, log) if id(line) in members]
+    key = ("log", log)
+    if key not in obs.cache:
+        search, needed = cat.compiled(log).search, cat.required_text(log)
+        if "texts" not in obs.cache:
+            obs.cache["texts"] = [line.text for line in obs.logs]
+        obs.cache[key] = [line for line, text in zip(obs.logs, obs.cache["texts"]) if needed in text and search(text)]
+    return obs.cache[key]
 
 
 def _also(entry: cat.FaultClass, obs: F.Observation, facts: dict) -> list[F.Evidence]:
@@ -142,17 +238,21 @@ def _dedup(evidence: list[F.Evidence]) -> list[F.Evidence]:
     return out
 
 
-def _superseded(evidence: list[F.Evidence], successes: list[F.Evidence]) -> bool:
-    """Every source the evidence came from shows a success after it."""
-    last: dict[str, float] = {}
+def _superseded(evidence: list[F.Evidence], successes: list[F.Evidence], owner=None) -> bool:
+    """Every source the evidence came from shows a success after it, of the same peer (a hub's
+    other spokes coming up resolve nothing of this one's failure)."""
+    peer = owner or (lambda e: None)
+    last: dict[tuple, float] = {}
     for e in evidence:
         source, at = e.position()
-        last[source] = max(last.get(source, at), at)
-    later = {}
+        key = (source, peer(e))
+        last[key] = max(last.get(key, at), at)
+    later: dict[tuple, float] = {}
     for s in successes:
         source, at = s.position()
-        later[source] = max(later.get(source, at), at)
-    return all(source in later and later[source] > at for source, at in last.items())
+        key = (source, peer(s))
+        later[key] = max(later.get(key, at), at)
+    return all(key in later and later[key] > at for key, at in last.items())
 
 
 def _text(en: str, zh: str) -> dict:
@@ -201,6 +301,6 @@ def _why_indeterminate(obs: F.Observation) -> dict:
                  "没有匹配的故障特征,也没有看到已建立的 SA")
 
 
-def run(paths: list[Path], **ports) -> list[Diagnosis]:
+def run(paths: list[Path], spool_dir: Path | None = None, **ports) -> list[Diagnosis]:
     from lab.diagnose.sources import gather
-    return [diagnose(inputs, **ports) for inputs in gather(paths)]
+    return [diagnose(inputs, **ports) for inputs in gather(paths, spool_dir)]

@@ -76,6 +76,8 @@ Evidence = Seen | Logged
 class Observation:
     captures: list[Capture] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
+    log_files: list = field(default_factory=list)  # lab.diagnose.logs.LogFile: IKE_SAs and dialects per log
+    cache: dict = field(default_factory=dict)  # what facts compute once from the lines (per IKE_SA)
     ike: list[Seen] = field(default_factory=list)
     tcp: list[Seen] = field(default_factory=list)  # SYN, SYN/ACK, RST
     icmp: list[Seen] = field(default_factory=list)  # ICMP errors
@@ -274,13 +276,16 @@ _INITIATING = re.compile(r"^initiating (IKE_SA|Main Mode IKE_SA|Aggressive Mode 
 _NATTED_PEER = "remote host is behind NAT"
 
 
-def _by_sa(logs: Iterable[LogLine]) -> dict[tuple[Path, str], list[LogLine]]:
-    """Lines per IKE_SA: a file's lines with the same `<name|id>` (or `<id>` before the name is known)."""
-    out: dict[tuple[Path, str], list[LogLine]] = defaultdict(list)
-    for line in logs:
-        if line.uid:
-            out[(line.file, line.uid)].append(line)
-    return out
+def _by_sa(obs: Observation) -> dict[tuple[str, str], list[LogLine]]:
+    """Lines per IKE_SA (as logs.py attributes them: `<name|id>`, or read from the messages), once
+    per observation."""
+    if "by_sa" not in obs.cache:
+        out: dict[tuple[str, str], list[LogLine]] = defaultdict(list)
+        for line in obs.logs:
+            if line.sa:
+                out[(str(line.file), line.sa)].append(line)
+        obs.cache["by_sa"] = out
+    return obs.cache["by_sa"]
 
 
 
@@ -295,7 +300,7 @@ def certificate_lacks_identity(obs: Observation) -> list[Evidence]:
     identity, whatever its chain. (Without this, it reads like an untrusted chain.)"""
     per_sa: dict[tuple[Path, str | None], list[LogLine]] = defaultdict(list)
     for line in obs.logs:
-        per_sa[(line.file, line.uid)].append(line)
+        per_sa[(line.file, line.sa)].append(line)
     for lines in per_sa.values():
         received = None
         for line in lines:
@@ -311,7 +316,7 @@ def responder_changed_port(obs: Observation) -> list[Evidence]:
     """The side that initiated sees its responder's address come back from another port: the
     responder's own requests leave from a port the initiator never addressed (a DNAT whose
     published port differs from the listening port)."""
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         initiated = any(_INITIATING.search(l.text) for l in lines)
         for line in lines:
             found = _CHANGED.search(line.text)
@@ -323,7 +328,7 @@ def responder_changed_port(obs: Observation) -> list[Evidence]:
 def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
     """DPD to a peer behind NAT that goes unanswered (the mapping expired); or an ICMP port
     unreachable for the NAT-T port, the NAT's own answer when it has no mapping."""
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         natted = next((l for l in lines if _NATTED_PEER in l.text), None)
         dpd = next((l for l in lines if "sending DPD request" in l.text), None)
         if natted and dpd:
@@ -384,7 +389,7 @@ def ikev1_peer_silent_then_phase2_expires(obs: Observation) -> list[Evidence]:
     """From logs alone: an established IKEv1 SA's renewal goes unanswered here, and the peer's log
     shows its phase 2 expiring afterwards (it kept phase 2 and ignored this side)."""
     expired = [l for l in obs.logs if "closing expired CHILD_SA" in l.text]
-    for lines in _by_sa(obs.logs).values():
+    for lines in _by_sa(obs).values():
         v1 = any("Main Mode" in l.text for l in lines)
         established = next((l for l in lines if "established between" in l.text), None)
         gave_up = next((l for l in lines if established and l.number > established.number
@@ -392,6 +397,53 @@ def ikev1_peer_silent_then_phase2_expires(obs: Observation) -> list[Evidence]:
         other = [e for e in expired if e.file != (gave_up.file if gave_up else None)]
         if v1 and gave_up and other:
             return [Logged(established), Logged(gave_up), Logged(other[0])]
+    return []
+
+
+def ikev1_renewal_ignored(obs: Observation) -> list[Evidence]:
+    """From this side's log alone: an IKEv1 SA was up, its renewal (Quick Mode, DPD) went unanswered
+    until charon gave up, new Main Mode openings went unanswered too ("peer not responding"), and a
+    later one was answered: the peer was reachable before and after, and ignored phase 1 meanwhile
+    (it kept its phase 2 until it expired)."""
+    by_file: dict[Path, list[LogLine]] = defaultdict(list)
+    for line in obs.logs:
+        if line.sa:
+            by_file[line.file].append(line)
+    for lines in by_file.values():
+        if not any(l.text.startswith("giving up after") for l in lines):
+            continue
+        ikev1 = {l.sa for l in lines if "Main Mode" in l.text or "ID_PROT" in l.text}
+        up = next((l for l in lines if l.sa in ikev1 and "IKE_SA" in l.text and _IKE_UP.search(l.text)), None)
+        if up is None:
+            continue
+        gave_up = next((l for l in lines if l.number > up.number and "giving up after" in l.text), None)
+        ignored = next((l for l in lines if gave_up and l.number > gave_up.number
+                        and "peer not responding, trying again" in l.text), None)
+        again = next((l for l in lines if ignored and l.number > ignored.number and _IKE_UP.search(l.text)), None)
+        if again is not None:
+            return [Logged(up), Logged(gave_up), Logged(ignored), Logged(again)]
+    return []
+
+
+_REKEYED = re.compile(r"IKE_SA (\S+\[\d+\]) rekeyed between")
+
+
+def peer_deletes_rekeyed_sa(obs: Observation) -> list[Evidence]:
+    """The IKE_SA this side has just rekeyed is deleted by the peer, which then opens a new IKE_SA
+    from scratch: the peer was reauthenticating the same SA at the same time (break-before-make)
+    and tore down what this side built."""
+    for lines in _by_sa(obs).values():
+        for line in lines:
+            found = _REKEYED.search(line.text)
+            if found:
+                deleted = next((l for l in obs.logs if l.file == line.file and l.number > line.number
+                                and l.text.startswith(f"received DELETE for IKE_SA {found.group(1)}")), None)
+                # and rebuilt from scratch by the peer right away: a reauthentication, not a shutdown
+                again = deleted and next((l for l in obs.logs if l.file == line.file and l.number > deleted.number
+                                          and _RESPONDER.search(l.text) and l.text.startswith(f"{line.peer} ")),
+                                         None)
+                if again:
+                    return [Logged(line), Logged(deleted), Logged(again)]
     return []
 
 
@@ -412,13 +464,12 @@ def esp_one_way(obs: Observation, minimum: int = 5) -> list[Evidence]:
     captures = {id(c): c for c in obs.captures}
     for (cap, src, dst), entry in obs.esp.items():
         by_capture[cap][(src, dst)] = entry
+    out: list[Evidence] = []
     for cap, flows in by_capture.items():
         if captures[cap].one_sided():
             continue
-        for (src, dst), (count, first, _) in flows.items():
-            if count >= minimum and (dst, src) not in flows and established(obs):
-                return [first]
-    return []
+        out += [first for (src, dst), (count, first, _) in flows.items() if count >= minimum and (dst, src) not in flows]
+    return out[:3] if out and established(obs) else []
 
 
 # -- traffic selectors --------------------------------------------------------------------
@@ -496,6 +547,129 @@ def return_traffic_bypasses_tunnel(obs: Observation, minimum: int = 3) -> list[E
                     return [Logged(line), delivered[0]]
     return []
 
+_FOR = re.compile(r"^selecting traffic selectors for (us|other):")
+_NARROWED = re.compile(r"^\s*config: (?P<config>.+?), received: (?P<received>.+?) => match: (?P<match>.+)$")
+_CATCH_ALL = ("0.0.0.0/0", "::/0", "dynamic")
+
+
+def _networks(text: str) -> list:
+    out = []
+    for word in text.replace(",", " ").split():
+        try:
+            out.append(ipaddress.ip_network(word.split("[", 1)[0], strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def selectors_narrowed(obs: Observation) -> list[Evidence]:
+    """A CHILD_SA's selectors narrowed below what this side configured (charon's `config: X,
+    received: Y => match: Z` under "selecting traffic selectors"): part of a configured subnet is
+    left out of the tunnel. A configured catch-all (0.0.0.0/0, ::/0, dynamic) is meant to be
+    narrowed, and so is a responder's remote side (a hub offering a wide remote range to its spokes)."""
+    for lines in _by_sa(obs).values():
+        responder = any(_RESPONDER.search(l.text) for l in lines)
+        side = None
+        for line in lines:
+            found = _FOR.match(line.text.strip())
+            if found:
+                side = found.group(1)
+                continue
+            found = _NARROWED.match(line.text)
+            if not found or side is None or (responder and side == "other"):
+                continue
+            config = found.group("config").strip()
+            if any(config.startswith(c) for c in _CATCH_ALL):
+                continue
+            configured, matched = _networks(config), _networks(found.group("match"))
+            if configured and matched and sum(n.num_addresses for n in matched) < \
+                    sum(n.num_addresses for n in configured):
+                # the narrowed CHILD_SA's own establishment is part of the evidence, not its resolution
+                child = next((l for l in lines if l.number > line.number and _CHILD.search(l.text)), None)
+                return [Logged(line)] + ([Logged(child)] if child else [])
+    return []
+
+
+_RESPONDER = re.compile(r"is initiating an? (?:Main Mode |Aggressive Mode )?IKE_SA")
+_RETRANSMIT = re.compile(r"^retransmit \d+ of request with message ID (\d+)")
+_SENT = re.compile(r"^sending packet: from \S+\[(\d+)\] to \S+\[(\d+)\] \((\d+) bytes\)")
+LARGE_IKE = 1472  # an IKE datagram larger than this leaves a 1500-byte path in IP fragments (IPv4)
+
+
+def _lost_requests(obs: Observation) -> list[tuple[list[LogLine], LogLine, LogLine | None]]:
+    """Per IKE_SA whose IKE_SA_INIT was answered: IKE_AUTH (message ID 1) retransmitted before the
+    IKE_SA was up, with the packet line that sent it."""
+    out = []
+    for lines in _by_sa(obs).values():
+        if not any("parsed IKE_SA_INIT response" in l.text for l in lines):
+            continue
+        retransmit = next((l for l in lines if (m := _RETRANSMIT.match(l.text)) and m.group(1) == "1"), None)
+        if retransmit is None or any(_IKE_UP.search(l.text) for l in lines if l.number < retransmit.number):
+            continue
+        sent = [l for l in lines if l.number < retransmit.number and _SENT.match(l.text)]
+        out.append((lines, retransmit, sent[-1] if sent else None))
+    return out
+
+
+def large_request_unanswered(obs: Observation) -> list[Evidence]:
+    """From a log: an IKE request after IKE_SA_INIT larger than a 1500-byte path carries in one piece,
+    sent without IKE fragmentation and retransmitted unanswered: its IP fragments were dropped."""
+    for lines, retransmit, sent in _lost_requests(obs):
+        split = any("splitting IKE message" in l.text for l in lines)
+        if sent is not None and int(_SENT.match(sent.text).group(3)) > LARGE_IKE and not split:
+            return [Logged(sent), Logged(retransmit)]
+    return []
+
+
+def natt_request_unanswered(obs: Observation) -> list[Evidence]:
+    """From a log: IKE_SA_INIT answered on port 500, then the next request, small and sent on the
+    NAT-T port, retransmitted unanswered."""
+    for lines, retransmit, sent in _lost_requests(obs):
+        if sent is None:
+            continue
+        sport, dport, size = (int(v) for v in _SENT.match(sent.text).groups())
+        if size <= LARGE_IKE and (sport == 4500 or dport == 4500):
+            return [Logged(sent), Logged(retransmit)]
+    return []
+
+
+_IKE_UP = re.compile(r"IKE_SA \S+\[\d+\] established between")
+
+
+def _after_ike_up(obs: Observation, pattern: re.Pattern) -> list[Evidence]:
+    for lines in _by_sa(obs).values():
+        up = next((l for l in lines if _IKE_UP.search(l.text)), None)
+        if up is not None:
+            found = next((l for l in lines if l.number > up.number and pattern.search(l.text)), None)
+            if found is not None:
+                return [Logged(up), Logged(found)]
+    return []
+
+
+def no_proposal_after_ike_up(obs: Observation) -> list[Evidence]:
+    """NO_PROPOSAL_CHOSEN sent or received on an IKE_SA already established: a CHILD_SA's proposal
+    (IKEv1 Quick Mode, IKEv2 CREATE_CHILD_SA or IKE_AUTH), often the PFS group at a rekey."""
+    return _after_ike_up(obs, re.compile(r"received NO_PROPOSAL_CHOSEN (?:error )?notify|N\(NO_PROP\)|"
+                                          r"no matching proposal found, sending NO_PROPOSAL_CHOSEN"))
+
+
+def invalid_id_in_phase1(obs: Observation) -> list[Evidence]:
+    """IKEv1 INVALID_ID_INFORMATION before phase 1 is up: the identities of Main/Aggressive Mode."""
+    pattern = re.compile(r"received INVALID_ID_INFORMATION error notify|N\(INVAL_ID\)")
+    for lines in _by_sa(obs).values():
+        for line in lines:
+            if _IKE_UP.search(line.text):
+                break
+            if pattern.search(line.text):
+                return [Logged(line)]
+    return []
+
+
+def invalid_id_after_ike_up(obs: Observation) -> list[Evidence]:
+    """IKEv1 INVALID_ID_INFORMATION once phase 1 is up: Quick Mode's identities are the traffic selectors."""
+    return _after_ike_up(obs, re.compile(r"received INVALID_ID_INFORMATION error notify|N\(INVAL_ID\)"))
+
+
 # -- success --------------------------------------------------------------------------------
 
 _ESTABLISHED = re.compile(r"(IKE_SA \S+ established between|CHILD_SA \S+ established with SPIs)")
@@ -504,7 +678,7 @@ _ESTABLISHED = re.compile(r"(IKE_SA \S+ established between|CHILD_SA \S+ establi
 def successes(obs: Observation) -> list[Evidence]:
     """Every sign of an established SA: charon's own lines, or an IKE_AUTH response that opens
     with the responder's identity (its first encrypted payload, readable in clear)."""
-    out: list[Evidence] = [Logged(l) for l in obs.logs if _ESTABLISHED.search(l.text)]
+    out: list[Evidence] = [Logged(l) for l in obs.logs if "established" in l.text and _ESTABLISHED.search(l.text)]
     out += [s for s in obs.ike if s.packet.ike.version == 2 and s.packet.ike.exchange == "IKE_AUTH"
             and s.packet.ike.response and s.packet.ike.inner == "IDr"]
     out += _v1_quick_mode_done(obs)
@@ -539,5 +713,7 @@ FACTS: dict[str, Callable[[Observation], list[Evidence]]] = {f.__name__: f for f
     responder_changed_port, dpd_into_expired_nat, peer_returns_from_new_port, ikev1_ignored_while_esp_flows,
     ikev1_peer_silent_then_phase2_expires, esp_ip_fragmented, esp_messages_split_over_segments, esp_one_way,
     traffic_outside_negotiated_selectors, protected_traffic_in_clear, return_traffic_bypasses_tunnel,
-    certificate_lacks_identity,
+    certificate_lacks_identity, selectors_narrowed, large_request_unanswered, natt_request_unanswered,
+    no_proposal_after_ike_up, invalid_id_after_ike_up, invalid_id_in_phase1, ikev1_renewal_ignored,
+    peer_deletes_rekeyed_sa,
 )}
