@@ -91,6 +91,9 @@ def _seat(user: Optional[str]):
         err.print(f"--user {user[:32]}: only root (the trainer) acts on another account's lab; "
                   f"allowed: your own ({mine})", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT)
+    if not _account_exists(user):
+        err.print(f"--user {user[:32]}: no such account; allowed: an account with a lab (lab status --all)")
+        raise typer.Exit(EXIT_BAD_INPUT)
     return Seat(user)
 
 

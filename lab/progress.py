@@ -104,7 +104,7 @@ class Progress:
 
 class EventProgress(Progress):
     """A phase worker's progress: each call as one JSON line on `stream`, for the parent to show
-    live and to replay in order once the phase is over (lab.scheduler)."""
+    live and to replay in order once the phase is over (lab.run.scheduler)."""
 
     def __init__(self, stream):
         super().__init__(quiet=True)

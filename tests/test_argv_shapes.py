@@ -97,9 +97,16 @@ NFT_OBJECTS = {
 
 
 @pytest.mark.lab
-def test_every_shape_runs_in_a_lab_node(tmp_path, no_leaks):
+def test_every_shape_runs_in_a_lab_node(lab_dir, no_leaks):
+    from lab.run.worker import call
+
+    failed = call(_every_shape, lab_dir, writable=(lab_dir,))
+    assert not failed, "\n".join(failed)
+
+
+def _every_shape(tmp_path) -> list[str]:
     from lab.checks.command import CommandCheck
-    from lab.running_lab import RunningLab
+    from lab.run.lab import RunningLab
     from lab.schema.load import load_scenario
 
     failed = []
@@ -114,4 +121,4 @@ def test_every_shape_runs_in_a_lab_node(tmp_path, no_leaks):
             probe = check.probe(lab)
             if probe.measured["exit"] != 0:
                 failed.append(f"{' '.join(example)}: {probe.observed}")
-    assert not failed, "\n".join(failed)
+    return failed

@@ -126,14 +126,14 @@ def test_list_shows_names_and_problems_without_escapes(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "no scenario 'x\\x1b]52" in result.output
 
 
-def test_params_and_trainee_names_from_the_command_line_are_written_out():
+def test_params_and_account_names_from_the_command_line_are_written_out():
     proc = lab("run", "tcp-asym", "--param", f"port={SEQUENCES}")
     assert proc.returncode == 2 and "--param port=\\x1b]52" in no_escape(proc)
     proc = lab("run", "tcp-asym", "--param", f"x{SEQUENCES}=1")
     assert proc.returncode == 2 and "no such parameter" in no_escape(proc)
-    proc = lab("hint", "--trainee", f"t{SEQUENCES}")
+    proc = lab("hint", "--user", f"t{SEQUENCES}")
     assert proc.returncode == 2 and "\\x1b]52" in no_escape(proc)
-    proc = lab("hint", "--trainee", "nobody-runs-this-lab")
+    proc = lab("hint", "--user", "nobody-runs-this-lab")
     no_escape(proc)
 
 

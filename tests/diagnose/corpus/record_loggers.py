@@ -1,4 +1,4 @@
-"""Record charon's own syslog and journal loggers (root; run by hand, the logs are committed in
+"""Record charon's own syslog and journal loggers (in a lab sandbox; run by hand, the logs are committed in
 tests/diagnose/corpus/recorded/ and labelled in manifest.yaml; needs Debian's charon-systemd).
 
 Two network namespaces joined by a veth pair (documentation addresses), each side a daemon in a
@@ -202,7 +202,12 @@ def record(case: str, mode: str) -> list[Path]:
 
 
 if __name__ == "__main__":
+    from lab import sandbox
+    from lab.sandbox.identity import hand_to_lab
+
     OUT.mkdir(exist_ok=True)
+    hand_to_lab(OUT)
+    sandbox.enter(sandbox.View(writable=(OUT.resolve(),)))  # its daemons are a lab's: never host root
     for name in sys.argv[1:] or CASES:
         for logger in ("syslog", "journal"):
             for path in record(name, logger):
