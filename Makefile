@@ -10,7 +10,7 @@ STAMP := $(VENV)/.setup-done
 # says what each one provides, and tests/test_install_truth.py proves both against dpkg.
 APT_PACKAGES := mininet strongswan-swanctl strongswan-charon libcharon-extra-plugins \
 	libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki tcpdump nftables iproute2 iputils-ping \
-	procps ethtool conntrack python3-venv graphviz
+	procps ethtool conntrack curl python3-venv graphviz
 
 # Only the tests need a browser (the HTML report is checked in headless Chromium).
 TEST_APT_PACKAGES := chromium fonts-wqy-zenhei

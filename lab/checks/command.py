@@ -26,7 +26,7 @@ READ_ONLY = {
     "ip": re.compile(r"(-(4|6|br|s|d|j|o) )*(route|rule|address|addr|link|neigh|-br)( (show|list|get|ls)( .*)?)?"),
     "nft": re.compile(r"(-(a|n|j|s|y) )*list( .*)?"),
     "conntrack": re.compile(r"-[LCS]( .*)?"),
-    "swanctl": re.compile(r"--(list-sas|list-conns|list-certs|list-authorities|list-pols|stats|version)( .*)?"),
+    "swanctl": re.compile(r"--(list-sas|list-conns|list-certs|list-authorities|list-pols|list-pools|stats|version)( .*)?"),
     "sysctl": re.compile(r"-n net(\.[A-Za-z0-9_-]+)+"),
 }
 FORBIDDEN = {"netns", "exec", "-n", "-netns", "-b", "-batch", "-force", "-f", "--file", "add", "del", "delete",

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from lab.schema.errors import Problem
 from lab.schema.gateway import GatewayConfig
-from lab.schema.refs import CaptureRef, ConfigPatch, MonitorRef, NodeRef, Ref, SaRef
+from lab.schema.refs import CaptureRef, ConfigPatch, InterfaceRef, MonitorRef, NodeRef, Ref, SaRef
 from lab.schema.relay import TcpEncap
 from lab.schema.topology import Topology
 from lab.schema.yamlfile import Document
@@ -136,8 +136,11 @@ def _refs(doc: Document, sc: "LoadedScenario", refs: list[Ref], loc: tuple, conf
                 what = "captures" if kind == "capture" else "monitor steps in start"
                 problems.append(doc.problem(loc + ref.path, f"unknown {kind} '{ref.name}'; allowed: {what}: {known}"))
     if not nodes_ok:
-        return problems  # an unknown node: its SAs and configuration cannot be checked
+        return problems  # an unknown node: its interfaces, SAs and configuration cannot be checked
     for ref in refs:
+        if isinstance(ref, InterfaceRef) and ref.intf not in sc.topology.interfaces(ref.node):
+            problems.append(doc.problem(loc + ref.path, f"'{ref.intf}' is not an interface of {ref.node}; allowed: "
+                                                        f"{', '.join(sc.topology.interfaces(ref.node)) or 'none'}"))
         if isinstance(ref, ConfigPatch) and ref.node not in broken:
             try:
                 configs[ref.node] = configs[ref.node].patched(ref.patch)

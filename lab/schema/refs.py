@@ -18,6 +18,15 @@ class NodeRef:
 
 
 @dataclass(frozen=True)
+class InterfaceRef:
+    """An interface of a node (a link step takes it down or up)."""
+
+    path: tuple
+    node: str
+    intf: str
+
+
+@dataclass(frozen=True)
 class CaptureRef:
     path: tuple
     name: str
@@ -48,7 +57,7 @@ class ConfigPatch:
     patch: dict[str, Any]
 
 
-Ref = NodeRef | CaptureRef | MonitorRef | SaRef | ConfigPatch
+Ref = NodeRef | InterfaceRef | CaptureRef | MonitorRef | SaRef | ConfigPatch
 
 
 def nested(prefix: tuple, refs: list[Ref]) -> list[Ref]:
