@@ -15,7 +15,7 @@ STAMP := $(VENV)/.setup-done
 # says what each one provides, and tests/test_install_truth.py proves both against dpkg.
 APT_PACKAGES := mininet strongswan-swanctl strongswan-charon libcharon-extra-plugins \
 	libstrongswan-standard-plugins libstrongswan-extra-plugins strongswan-pki tcpdump nftables iproute2 iputils-ping \
-	procps ethtool conntrack python3-venv graphviz uidmap
+	procps ethtool conntrack curl python3-venv graphviz uidmap
 
 # Only the tests need a browser (the HTML report is checked in headless Chromium) and strace
 # (what lab validate opens, tests/test_bad_input.py).

@@ -60,6 +60,7 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in (
     Program("sysctl", "/usr/sbin/sysctl", "procps", "per-namespace kernel settings"),
     Program("ethtool", "/usr/sbin/ethtool", "ethtool", "offloads off, so captures see wire-sized packets"),
     Program("conntrack", "/usr/sbin/conntrack", "conntrack", "reads a NAT node's connection tracking table"),
+    Program("curl", "/usr/bin/curl", "curl", "HTTP downloads through a tunnel (download checks)"),
     Program("mnexec", "/usr/bin/mnexec", "mininet", "enters a node's namespaces"),
     Program("env", "/usr/bin/env", "coreutils", "runs swanctl with a node's environment"),
     Program("newuidmap", "/usr/bin/newuidmap", "uidmap", "maps a lab's user ids to the account's subordinate ids"),

@@ -109,7 +109,7 @@ def test_a_key_the_lab_never_writes_is_refused():
     config = node()
     config.connections["hq"].children["net"].__dict__["mode"] = 'x"\n                updown = "y'
     text = render._ENV.get_template("swanctl.conf.j2").render(node="gw1", run_id="r", connections=config.connections,
-                                                             secrets=config.secrets)
+                                                             secrets=config.secrets, pools=config.pools)
     assert "updown" not in settings.keys(text)  # the template's quoting already holds
     with pytest.raises(LabError, match="keys the lab never writes"):
         render._checked(text + "connections { hq { children { net { updown = x } } } }\n", render.SWANCTL_KEYS,

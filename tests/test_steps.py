@@ -2,12 +2,17 @@
 import pytest
 
 from lab.checks import evaluate
+from lab.checks.download import DownloadCheck
+from lab.checks.log import LogCheck
 from lab.checks.tunnel import TunnelCheck
 from lab.run.lab import RunningLab
 from lab.run.worker import call
 from lab.schema.load import load_scenario
 from lab.steps.ipsec import InitiateStep, SwanctlStep, TerminateStep
-from lab.steps.network import RouteStep, RuleStep, SysctlStep
+from lab.steps.link import LinkStep
+from lab.steps.network import NftStep, RouteStep, RuleStep, SysctlStep
+from lab.steps.restart import RestartStep
+from lab.steps.serve import ServeStep
 
 pytestmark = pytest.mark.lab
 
@@ -74,3 +79,53 @@ def _ikev1_tunnel(tmp_path):
         InitiateStep(node="gw1", child="net").apply(lab)
         assert evaluate(TunnelCheck(node="gw1", ike="hq", child="net"), lab).passed
         assert any("IKEv1" in line or "ID_PROT" in line for line in lab.charon("gw1").log_lines())
+
+
+def test_link_step(tmp_path, no_leaks):
+    with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps4") as lab:
+        assert reaches(lab, "gw1", "198.51.100.2")
+        LinkStep(node="gw1", intf="wan", state="down").apply(lab)
+        assert "state DOWN" in lab.exec("gw1", ["ip", "link", "show", "dev", "wan"]).stdout
+        assert not reaches(lab, "gw1", "198.51.100.2")  # its routes went with it
+        LinkStep(node="gw1", intf="wan", state="up").apply(lab)
+        assert "default" not in lab.exec("gw1", ["ip", "route"]).stdout  # up again, the static route is not back
+        RouteStep(node="gw1", dst="default", via="203.0.113.1").apply(lab)
+        assert reaches(lab, "gw1", "198.51.100.2")
+
+
+def test_restart_step(tmp_path, no_leaks):
+    """TERM: charon deletes its SAs and tells the peer. KILL (a crash, a power cut): the peer is
+    told nothing and keeps its SA; the restarted charon has its configuration, no SAs."""
+    up = TunnelCheck(node="gw1", ike="hq", child="net", within=5)
+    hq_down = TunnelCheck(node="gw2", ike="branch", expect="down", within=0.5)
+    with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps5") as lab:
+        InitiateStep(node="gw1", child="net").apply(lab)
+        assert evaluate(up, lab).passed
+        RestartStep(node="gw2").apply(lab)
+        assert evaluate(LogCheck(node="gw1", pattern="received DELETE for IKE_SA hq"), lab).passed
+        assert evaluate(hq_down, lab).passed
+        InitiateStep(node="gw1", child="net").apply(lab)
+        assert evaluate(up, lab).passed
+        RestartStep(node="gw2", signal="KILL").apply(lab)
+        assert evaluate(hq_down, lab).passed
+        assert evaluate(TunnelCheck(node="gw1", ike="hq", child="net", within=0.5), lab).passed  # stale, kept
+        assert evaluate(LogCheck(node="gw2", pattern="Starting IKE charon daemon", min_count=3), lab).passed
+        env = [f"{k}={v}" for k, v in lab.charon_env("gw2").items()]
+        assert "branch: IKEv2" in lab.exec("gw2", ["env", *env, "swanctl", "--list-conns"]).stdout  # loaded again
+
+
+def test_serve_and_download(tmp_path, no_leaks):
+    url = "http://10.2.0.10/blob.bin"
+    with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps6") as lab:
+        ServeStep(node="h2", address="10.2.0.10", files={"blob.bin": 300000}).apply(lab)
+        complete = evaluate(DownloadCheck.model_validate({"from": "gw2", "url": url}), lab)
+        assert complete.passed and "300000 of 300000 bytes" in complete.observed
+        stalls = DownloadCheck.model_validate({"from": "gw2", "url": url, "expect": "stalls", "within": 1})
+        assert not evaluate(stalls, lab).passed  # it completes
+        NftStep(node="h2", ruleset="table inet t { chain o { type filter hook output priority filter; "
+                                   "tcp sport 80 ip length > 1000 drop; }; }").apply(lab)
+        stalled = evaluate(stalls, lab)
+        assert stalled.passed and "0 of 300000 bytes" in stalled.observed
+        missing = DownloadCheck.model_validate({"from": "gw2", "url": "http://10.2.0.10:81/x", "expect": "stalls",
+                                                "within": 1})
+        assert not evaluate(missing, lab).passed  # no server is no stall

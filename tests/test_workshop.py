@@ -158,6 +158,41 @@ def test_a_cloud_that_outlives_its_phase_1_keeps_breaking_the_site_until_fixed(w
     assert healthy.returncode == 0, healthy.stdout
 
 
+def test_a_wan_failover_that_heals_keeps_coming_back_until_mobike(workshop):
+    """wan-failover-no-mobike heals after DPD (the tunnel then runs over wan2); the re-armed
+    failover puts it back on wan1 and fails wan1 again, so `lab check` fails until MOBIKE is on."""
+    alice = workshop[0]
+    started = alice.lab("start", "wan-failover-no-mobike")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "The fault comes back every 30 s" in started.stdout
+    broken = alice.lab("check")
+    assert broken.returncode == 1 and "FAIL traffic goes on across wan1's failure" in broken.stdout, broken.stdout
+    fixed = alice.lab("shell", "hq", "--", "sh", "-c",
+                'sed -i "s/mobike = \\"no\\"/mobike = \\"yes\\"/" $SWANCTL_DIR/swanctl.conf && swanctl --load-all')
+    assert fixed.returncode == 0, fixed.stderr
+    healthy = alice.lab("check")  # re-arms (a new IKE_SA, now with MOBIKE) and fails wan1 again
+    assert healthy.returncode == 0, healthy.stdout
+
+
+def test_a_tunnel_that_cannot_come_back_fails_the_check_and_the_lab_stays(workshop):
+    """pfs-mismatch-at-rekey: after the first rekeying the CHILD_SA cannot be built again; `lab
+    check` retries the start steps on that lab (none of them may fail), reports it broken, and
+    passes once both sides use the same PFS."""
+    alice = workshop[0]
+    started = alice.lab("start", "pfs-mismatch-at-rekey")
+    assert started.returncode == 0, started.stdout + started.stderr
+    deadline = time.monotonic() + 20
+    while "net:" in alice.lab("shell", "gw1", "--", "swanctl", "--list-sas").stdout:  # until the CHILD_SA expired
+        assert time.monotonic() < deadline, "the CHILD_SA did not expire"
+        time.sleep(0.5)
+    broken = alice.lab("check")
+    assert broken.returncode == 1 and "FAIL the CHILD_SA is rekeyed" in broken.stdout, broken.stdout + broken.stderr
+    fixed = alice.lab("shell", "gw2", "--", "sh", "-c", 'sed -i "s/esp_proposals = \\"aes256-sha256\\"/esp_proposals = '
+                '\\"aes256-sha256-modp2048\\"/" $SWANCTL_DIR/swanctl.conf && swanctl --load-all')
+    assert fixed.returncode == 0, fixed.stderr
+    assert alice.lab("check").returncode == 0
+
+
 def _uid(account) -> int:
     import pwd
     return pwd.getpwnam(account.name).pw_uid

@@ -112,6 +112,9 @@ class Packet:
     icmp: str | None = None  # an ICMP error and the packet it quotes
     truncated: bool = False  # the capture kept less than the wire carried
     ip_version: int = 4
+    tcp_seq: int | None = None  # sequence and acknowledgment numbers of a TCP segment
+    tcp_ack: int | None = None
+    tcp_payload: int = 0  # bytes of TCP payload the segment carried on the wire
 
     def summary(self) -> str:
         ends = (f"{self.src}:{self.sport} > {self.dst}:{self.dport}" if self.sport is not None
@@ -603,9 +606,11 @@ class _Decoder:
         seq = int.from_bytes(frame[ip.l4 + 4:ip.l4 + 8], "big")
         flags = (frame[ip.l4 + 12] & 1) << 8 | frame[ip.l4 + 13]
         pkt.tcp_flags = TCP_FLAG_NAMES[flags]
+        pkt.tcp_seq, pkt.tcp_ack = seq, int.from_bytes(frame[ip.l4 + 8:ip.l4 + 12], "big")
         start = ip.l4 + (frame[ip.l4 + 12] >> 4) * 4
         if start < ip.l4 + 20:
             return  # a data offset inside the fixed header: no payload can be located
+        pkt.tcp_payload = max(0, ip.end - start)
         payload = frame[start:end] if start < end else b""
         missing = max(0, ip.end - max(start, end))  # payload the capture did not keep
         self.tcp.segment(pkt, (pkt.src, pkt.sport, pkt.dst, pkt.dport), seq, flags, payload, missing)

@@ -86,6 +86,9 @@ class Observation:
     esp_split: list[Seen] = field(default_factory=list)
     ike_fragments: list[Seen] = field(default_factory=list)  # first fragments of IKE datagrams
     clear: list[Seen] = field(default_factory=list)  # plain IP between private addresses
+    # TCP data segments per (capture, flow, seq): [payload bytes, times sent, first Seen, last Seen]
+    segments: dict = field(default_factory=dict)
+    acked: dict = field(default_factory=dict)  # (capture, flow) -> the highest ACK sent on it
     notes: list[str] = field(default_factory=list)
 
     def add(self, capture: Capture, p) -> None:
@@ -110,12 +113,29 @@ class Observation:
                 _keep(self.esp_split, seen)
         elif p.proto == "TCP" and ("S" in p.tcp_flags or "R" in p.tcp_flags):
             _keep(self.tcp, seen)
+        elif p.proto == "TCP":
+            self._segment(capture, seen)
         elif p.icmp:
             _keep(self.icmp, seen)
         elif p.fragment and p.sport is None and p.frag_offset > 0:
             pass  # a non-first fragment: its datagram is judged by the first
         elif _private(p.src) and _private(p.dst) and not p.keepalive and p.proto not in ("UDP",):
             _keep(self.clear, seen)
+
+
+    def _segment(self, capture: Capture, seen: Seen) -> None:
+        """Data sent and acknowledged on each TCP flow (not their bytes): what a path MTU black
+        hole leaves, one large segment sent again and again and never acknowledged."""
+        p = seen.packet
+        flow = (id(capture), p.src, p.sport, p.dst, p.dport)
+        if "A" in p.tcp_flags and p.tcp_ack is not None:
+            self.acked[flow] = max(self.acked.get(flow, 0), p.tcp_ack)
+        if p.tcp_payload and p.tcp_seq is not None:
+            entry = self.segments.get((flow, p.tcp_seq))
+            if entry is None and len(self.segments) < MAX_KEPT:
+                self.segments[(flow, p.tcp_seq)] = [p.tcp_payload, 1, seen, seen]
+            elif entry is not None:
+                entry[0], entry[1], entry[3] = max(entry[0], p.tcp_payload), entry[1] + 1, seen
 
 
 def _keep(into: list, item) -> None:
@@ -326,14 +346,17 @@ def responder_changed_port(obs: Observation) -> list[Evidence]:
 
 
 def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
-    """DPD to a peer behind NAT that goes unanswered (the mapping expired); or an ICMP port
-    unreachable for the NAT-T port, the NAT's own answer when it has no mapping."""
+    """DPD to a peer behind NAT that goes unanswered (the mapping expired), unless something
+    else explains the silence: this side's own path went away first, or the peer's log shows
+    its daemon restarting meanwhile; or an ICMP port unreachable for the NAT-T port, the NAT's
+    own answer when it has no mapping."""
+    restarts = _restarts(obs)
     for lines in _by_sa(obs).values():
         natted = next((l for l in lines if _NATTED_PEER in l.text), None)
         dpd = next((l for l in lines if "sending DPD request" in l.text), None)
         if natted and dpd:
             gave_up = next((l for l in lines if l.number > dpd.number and "giving up after" in l.text), None)
-            if gave_up:
+            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(restarts, natted, gave_up):
                 return [Logged(natted), Logged(dpd), Logged(gave_up)]
     return [s for s in obs.icmp if _into_nat_mapping(s.packet.icmp)][:3]
 
@@ -362,6 +385,192 @@ def peer_returns_from_new_port(obs: Observation) -> list[Evidence]:
             first_of_new = next(i for i, s in enumerate(seen) if s.packet.sport == order[-1])
             if first_of_new > last_of_first:
                 return [seen[last_of_first], seen[first_of_new]]
+    return []
+
+
+# -- a peer's restart, a lost path, PFS, virtual IPs, NAT before IPsec, path MTU ----------
+
+_STARTING = re.compile(r"Starting (IKE charon|charon-systemd IKE) daemon")
+_IKE_UP = re.compile(r"IKE_SA (\S+)\[\d+\] established between (\S+?)\[")
+_OLD_PATH = "old path is not available anymore"
+_MOBIKE = re.compile(r"peer supports MOBIKE|using MOBIKE")  # negotiated, or used (not merely offered)
+
+
+def _restarts(obs: Observation) -> list[LogLine]:
+    """Daemon starts that follow an earlier start or an established IKE_SA in the same log: restarts."""
+    out, seen = [], set()
+    for line in obs.logs:
+        if _STARTING.search(line.text):
+            if line.file in seen:
+                out.append(line)
+            seen.add(line.file)
+        elif _IKE_UP.search(line.text):
+            seen.add(line.file)
+    return out
+
+
+def _restarted_meanwhile(restarts: list[LogLine], first: LogLine, last: LogLine) -> bool:
+    """Another log's daemon restarted between two lines of this one (by time of day)."""
+    start, end = first.seconds(), last.seconds()
+    if start is None or end is None:
+        return False
+    return any(r.file != first.file and r.seconds() is not None and start <= r.seconds() <= end for r in restarts)
+
+
+def _path_lost(lines: list[LogLine], before: LogLine) -> bool:
+    return any(_OLD_PATH in l.text and l.number < before.number for l in lines)
+
+
+def restarted_and_not_reestablished(obs: Observation) -> list[Evidence]:
+    """A gateway's daemon started again while it had IKE_SAs, and no IKE_SA of those
+    connections was established after it: its peers still held theirs, and none came back."""
+    for restart in _restarts(obs):
+        lines = [l for l in obs.logs if l.file == restart.file]
+        before: dict[str, LogLine] = {}
+        after: set[str] = set()
+        for line in lines:
+            found = _IKE_UP.search(line.text)
+            if found and line.number < restart.number:
+                before[found.group(1)] = line
+            elif found:
+                after.add(found.group(1))
+        lost = [name for name in before if name not in after]
+        if lost:
+            return [Logged(before[lost[0]]), Logged(restart)]
+    return []
+
+
+def path_lost_without_mobike(obs: Observation) -> list[Evidence]:
+    """An established IKE_SA's local path went away (its address or route), no MOBIKE was
+    negotiated to move it, and its next request was given up: it stayed bound to the dead path
+    until its peer was declared dead."""
+    for lines in _by_sa(obs).values():
+        up = next((l for l in lines if _IKE_UP.search(l.text)), None)
+        lost = next((l for l in lines if up and l.number > up.number and _OLD_PATH in l.text), None)
+        if lost is None or any(_MOBIKE.search(l.text) for l in lines):
+            continue
+        gave_up = next((l for l in lines if l.number > lost.number and "giving up after" in l.text), None)
+        if gave_up:
+            return [Logged(up), Logged(lost), Logged(gave_up)]
+    return []
+
+
+_KE = re.compile(r"^(MODP_\w+|ECP_\w+|CURVE_\w+|NTRU_\w+|NEWHOPE_\w+)$")
+_PROPOSALS = re.compile(r"(received|configured) proposals: ((?:ESP|AH):.*)$")
+
+
+def _without_ke(proposals: str) -> set[str]:
+    """Each ESP/AH proposal of a logged list, its key exchange (DH) transforms left out."""
+    return {"/".join(t for t in p.split(":", 1)[1].split("/") if not _KE.match(t))
+            for p in proposals.split(", ") if ":" in p}
+
+
+def child_proposals_differ_only_in_ke(obs: Observation) -> list[Evidence]:
+    """A responder refused a CHILD_SA proposal that matches one of its own once the key
+    exchange (PFS DH group) is left out: the sides disagree on PFS only."""
+    for lines in _by_sa(obs).values():
+        shown: dict[str, LogLine] = {}
+        for line in lines:
+            found = _PROPOSALS.search(line.text)
+            if found:
+                shown[found.group(1)] = line
+            elif "no acceptable proposal found" in line.text and len(shown) == 2:
+                received, configured = (_PROPOSALS.search(shown[k].text).group(2) for k in ("received", "configured"))
+                if received != configured and _without_ke(received) & _without_ke(configured):
+                    return [Logged(shown["received"]), Logged(shown["configured"]), Logged(line)]
+                shown = {}
+    return []
+
+
+_CHILD_UP = re.compile(r"CHILD_SA (\S+)\{\d+\} established with SPIs")
+_CHILD_TRY = re.compile(r"establishing CHILD_SA (\S+)\{\d+\}")
+
+
+def child_refused_after_first_accepted(obs: Observation) -> list[Evidence]:
+    """The peer accepted a CHILD_SA in IKE_AUTH (where no key exchange is made), then refused
+    the same CHILD_SA's CREATE_CHILD_SA (its rekeying or recreation, with or without a key
+    exchange) with NO_PROPOSAL_CHOSEN: what differs is the PFS DH group."""
+    for lines in _by_sa(obs).values():
+        accepted: dict[str, LogLine] = {}
+        trying = create = None
+        for line in lines:
+            if found := _CHILD_UP.search(line.text):
+                if create is None:  # not a CREATE_CHILD_SA's: IKE_AUTH's
+                    accepted.setdefault(found.group(1), line)
+                create = None
+            elif found := _CHILD_TRY.search(line.text):
+                trying, create = found.group(1), None
+            elif "generating CREATE_CHILD_SA request" in line.text:
+                create = line
+            elif "received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built" in line.text and create \
+                    and trying in accepted:
+                return [Logged(accepted[trying]), Logged(create), Logged(line)]
+    return []
+
+
+_NO_POLICY = re.compile(r"no matching outbound IPsec policy for (\S+) == (\S+)")
+
+
+def _inside(address: str, networks: list) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks if n.version == ip.version)
+
+
+def tunnel_traffic_from_gateway_address(obs: Observation) -> list[Evidence]:
+    """Traffic for a negotiated remote selector whose source is the gateway's own IKE address,
+    outside its local selector: a source NAT rewrote it before IPsec saw it (no NAT exemption).
+    kernel-libipsec then finds no outbound policy for it and drops it (its `esp` log at level
+    2 says so); kernel IPsec sends it out of the WAN in clear (a capture shows it)."""
+    selectors = _selectors(obs)
+    for line in obs.logs:
+        found = _NO_POLICY.search(line.text)
+        if not found:
+            continue
+        own = {m.group(2) for l in obs.logs if l.file == line.file and (m := _IKE_UP.search(l.text))}
+        for child, local, remote in selectors:
+            if child.file == line.file and found.group(1) in own and not _inside(found.group(1), local) \
+                    and _inside(found.group(2), remote):
+                return [Logged(child), Logged(line)]
+    ends: dict[int, set[str]] = defaultdict(set)  # each capture's IKE endpoints
+    for s in obs.ike:
+        ends[id(s.capture)] |= {s.packet.src, s.packet.dst}
+    for s in obs.clear:
+        src, dst = s.packet.src, s.packet.dst
+        if src not in ends.get(id(s.capture), ()):
+            continue
+        for child, local, remote in selectors:
+            for mine, theirs in ((local, remote), (remote, local)):
+                if _inside(dst, theirs) and not _inside(src, mine) and not _inside(src, theirs):
+                    return [Logged(child), s]
+    return []
+
+
+_TOO_BIG = re.compile(r"(fragmentation needed|packet too big)")
+
+
+def large_segment_never_acknowledged(obs: Observation, sent: int = 3) -> list[Evidence]:
+    """While an SA is up: on a TCP flow whose smaller data was acknowledged, a larger segment is
+    sent `sent` times or more and never acknowledged, and no ICMP "fragmentation needed" or
+    "packet too big" about the flow appears in any capture: a path MTU black hole (the tunnel
+    carries less than the segment, and the ICMP that would tell the sender is filtered)."""
+    if not established(obs):
+        return []
+    told = [s.packet.icmp for s in obs.icmp if _TOO_BIG.search(s.packet.icmp or "")]
+    flows: dict[tuple, list] = defaultdict(list)
+    for (flow, seq), entry in obs.segments.items():
+        flows[flow].append((seq, entry))
+    for flow, sent_on in flows.items():
+        cap, src, sport, dst, dport = flow
+        acked = obs.acked.get((cap, dst, dport, src, sport), 0)
+        delivered = [size for seq, (size, _, _, _) in sent_on if seq + size <= acked]
+        for seq, (size, times, first, last) in sent_on:
+            quoted = f"{src}:{sport} > {dst}:{dport}" if ":" not in src else f"[{src}]:{sport} > [{dst}]:{dport}"
+            if times >= sent and acked <= seq and delivered and size > max(delivered) \
+                    and not any(quoted in t for t in told):
+                return [first, last]
     return []
 
 
@@ -715,5 +924,7 @@ FACTS: dict[str, Callable[[Observation], list[Evidence]]] = {f.__name__: f for f
     traffic_outside_negotiated_selectors, protected_traffic_in_clear, return_traffic_bypasses_tunnel,
     certificate_lacks_identity, selectors_narrowed, large_request_unanswered, natt_request_unanswered,
     no_proposal_after_ike_up, invalid_id_after_ike_up, invalid_id_in_phase1, ikev1_renewal_ignored,
-    peer_deletes_rekeyed_sa,
+    peer_deletes_rekeyed_sa, restarted_and_not_reestablished, path_lost_without_mobike,
+    child_proposals_differ_only_in_ke, child_refused_after_first_accepted, tunnel_traffic_from_gateway_address,
+    large_segment_never_acknowledged,
 )}

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lab.schema.merge import deep_merge
-from lab.schema.types import (Duration, FileModel, Identifier, IkeIdentity, LogSubsystem, Network, PeerAddr,
-                              PreSharedKey, Proposal, seconds_between)
+from lab.schema.types import (Duration, FileModel, Identifier, IkeIdentity, LogSubsystem, PeerAddr, PoolAddrs,
+                              PreSharedKey, Proposal, TrafficSelector, VirtualIp, seconds_between)
 
 StartAction = Literal["none", "trap", "start", "trap|start"]
 DpdAction = Literal["clear", "trap", "restart", "none"]
@@ -32,8 +32,10 @@ class Auth(FileModel):
 
 
 class Child(FileModel):
-    local_ts: list[Network] = Field(min_length=1, max_length=32)
-    remote_ts: list[Network] = Field(min_length=1, max_length=32)
+    # `dynamic`: the IKE address, or the virtual IP assigned (a road warrior's local_ts, the
+    # gateway's remote_ts for it)
+    local_ts: list[TrafficSelector] = Field(min_length=1, max_length=32)
+    remote_ts: list[TrafficSelector] = Field(min_length=1, max_length=32)
     esp_proposals: list[Proposal] = Field(["aes256-sha256"], min_length=1, max_length=16)
     mode: Literal["tunnel", "transport"] = "tunnel"
     start_action: StartAction = "none"
@@ -56,6 +58,11 @@ class Connection(FileModel):
     children: dict[Identifier, Child] = Field(max_length=16)
     encap: bool | None = None
     mobike: bool | None = None
+    # road warriors: the client asks for a virtual IP (vips = [0.0.0.0]), the gateway assigns
+    # one from its pools; unique: what a new IKE_SA of the same identity does to the old ones
+    vips: list[VirtualIp] = Field([], max_length=4)
+    pools: list[Identifier] = Field([], max_length=8)
+    unique: Literal["no", "never", "keep", "replace"] | None = None
     # IKEv2 fragmentation (RFC 7383): yes = when the peer supports it (strongSwan's default), no, force
     fragmentation: Literal["yes", "no", "accept", "force"] | None = None
     keyingtries: int | None = Field(None, ge=0, le=1000)
@@ -65,6 +72,12 @@ class Connection(FileModel):
     reauth_time: Duration | None = None
     over_time: Duration | None = None
     rand_time: Duration | None = None
+
+
+class Pool(FileModel):
+    """A virtual IP pool (swanctl.conf `pools`): the addresses a gateway hands its road warriors."""
+
+    addrs: PoolAddrs
 
 
 class Secret(FileModel):
@@ -92,11 +105,21 @@ class GatewayConfig(FileModel):
     charon: CharonSettings = CharonSettings()
     connections: dict[Identifier, Connection] = Field({}, max_length=64)
     secrets: list[Secret] = Field([], max_length=64)
+    pools: dict[Identifier, Pool] = Field({}, max_length=16)
     # CA certificates (names from `pki`) installed in swanctl/x509ca: roots and intermediates.
     trust: list[Identifier] = Field([], max_length=16)
     # MTU of kernel-libipsec's TUN device ipsec0. libipsec creates it with 1400 and sizes its
     # reads by that: a larger MTU truncates packets, so only lower values are accepted.
     tunnel_mtu: int | None = Field(None, ge=576, le=1400)
+
+    @model_validator(mode="after")
+    def _pools_defined(self) -> "GatewayConfig":
+        for name, conn in self.connections.items():
+            unknown = [p for p in conn.pools if p not in self.pools]
+            if unknown:
+                raise ValueError(f"connection '{name}' names pool '{unknown[0]}', which is not defined; allowed: "
+                                 f"{', '.join(self.pools) or 'none (define it under pools)'}")
+        return self
 
     def patched(self, patch: dict) -> "GatewayConfig":
         """This configuration with a change merged in (a `swanctl` step), validated as a whole."""

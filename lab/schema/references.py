@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from lab.schema.errors import Problem
 from lab.schema.gateway import GatewayConfig
 from lab.schema.merge import MergeError
-from lab.schema.refs import (CaptureRef, ConfigPatch, KernelChange, Listener, MonitorRef, NodeRef, Ref, RelayRef,
-                             RulesetRef, SaRef)
+from lab.schema.refs import (CaptureRef, ConfigPatch, InterfaceRef, KernelChange, Listener, MonitorRef, NodeRef, Ref,
+                             RelayRef, RulesetRef, SaRef)
 from lab.schema.routing import TUN, NodeKernel
 from lab.schema.relay import TcpEncap
 from lab.schema.topology import Topology
@@ -178,7 +178,7 @@ def _crls_served(doc: Document, sc: "LoadedScenario") -> list[Problem]:
     if not urls:
         problems += [doc.problem(loc, "a serve step publishes the CRLs of the scenario's CAs, and it has none; allowed: "
                                       "a CA with a crl in pki, or no serve step")
-                     for loc, step in _sections(sc) if any(isinstance(r, Listener) for r in step.refs())]
+                     for loc, step in _sections(sc) if any(isinstance(r, Listener) and r.crls for r in step.refs())]
     return problems
 
 
@@ -214,9 +214,12 @@ def _refs(doc: Document, sc: "LoadedScenario", refs: list[Ref], loc: tuple, walk
                 what = "captures" if kind == "capture" else "monitor steps in start"
                 problems.append(doc.problem(loc + ref.path, f"unknown {kind} '{ref.name}'; allowed: {what}: {known}"))
     if not nodes_ok:
-        return problems  # an unknown node: its SAs and configuration cannot be checked
+        return problems  # an unknown node: its interfaces, SAs and configuration cannot be checked
     configs = walk.configs
     for ref in refs:
+        if isinstance(ref, InterfaceRef) and ref.intf not in sc.topology.interfaces(ref.node):
+            problems.append(doc.problem(loc + ref.path, f"'{ref.intf}' is not an interface of {ref.node}; allowed: "
+                                                        f"{', '.join(sc.topology.interfaces(ref.node)) or 'none'}"))
         if isinstance(ref, ConfigPatch) and ref.node not in broken:
             try:
                 configs[ref.node] = configs[ref.node].patched(ref.patch)

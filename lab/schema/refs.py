@@ -18,6 +18,15 @@ class NodeRef:
 
 
 @dataclass(frozen=True)
+class InterfaceRef:
+    """An interface of a node (a link step takes it down or up)."""
+
+    path: tuple
+    node: str
+    intf: str
+
+
+@dataclass(frozen=True)
 class CaptureRef:
     path: tuple
     name: str
@@ -62,12 +71,14 @@ class KernelChange:
 
 @dataclass(frozen=True)
 class Listener:
-    """A TCP server a step starts on the node: one address and port can have one."""
+    """A TCP server a step starts on the node: one address and port can have one. `crls`: it
+    publishes the scenario's CRLs (else files of its own)."""
 
     path: tuple
     node: str
     address: str
     port: int
+    crls: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ class RulesetRef:
     chars: int
 
 
-Ref = NodeRef | CaptureRef | MonitorRef | SaRef | ConfigPatch | KernelChange | Listener | RelayRef | RulesetRef
+Ref = NodeRef | InterfaceRef | CaptureRef | MonitorRef | SaRef | ConfigPatch | KernelChange | Listener | RelayRef | RulesetRef
 
 
 def nested(prefix: tuple, refs: list[Ref]) -> list[Ref]:

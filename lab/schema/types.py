@@ -190,11 +190,45 @@ def _peer_address(value: Any) -> str:
     return "%any" if value == "%any" else lab_address(value)
 
 
+def _selector(value: Any) -> str:
+    if value == "dynamic":
+        return value
+    try:
+        return _network(value)
+    except PydanticCustomError as exc:
+        if exc.type != "invalid":
+            raise  # outside the lab's ranges: that message says it
+        raise _invalid(value, "a traffic selector", "a network address/prefix such as 10.1.0.0/24, or dynamic (the "
+                                                    "IKE address or the virtual IP)") from None
+
+
+def _pool(value: Any) -> str:
+    """A virtual IP pool as swanctl.conf's `addrs` has it: a network, or a range first-last."""
+    text = _no_scope(value)
+    if "-" not in text:
+        return _network(text)
+    first, _, last = text.partition("-")
+    low, high = lab_address(first.strip()), lab_address(last.strip())
+    if ipaddress.ip_address(low).version != ipaddress.ip_address(high).version \
+            or ipaddress.ip_address(low) > ipaddress.ip_address(high):
+        raise _invalid(text, "an address range", "first-last of one family, first not above last, such as "
+                                                  "10.99.0.1-10.99.0.20")
+    return f"{low}-{high}"
+
+
+def _virtual_ip(value: Any) -> str:
+    """What a client asks a pool for: 0.0.0.0 (or ::) for any address, else one of the lab's."""
+    return value if value in ("0.0.0.0", "::") else lab_address(value)
+
+
 IfaceAddr = Annotated[str, BeforeValidator(_interface)]
 IpAddr = Annotated[str, BeforeValidator(lab_address)]
 Network = Annotated[str, BeforeValidator(_network)]
 RouteDst = Annotated[str, BeforeValidator(_route_dst)]
 PeerAddr = Annotated[str, BeforeValidator(_peer_address)]  # swanctl local_addrs / remote_addrs
+TrafficSelector = Annotated[str, BeforeValidator(_selector)]  # a network, or dynamic
+PoolAddrs = Annotated[str, BeforeValidator(_pool)]  # swanctl pools.<name>.addrs
+VirtualIp = Annotated[str, BeforeValidator(_virtual_ip)]  # swanctl connections.<name>.vips
 
 
 # -- IKE ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -94,13 +95,22 @@ class CharonDaemon:
                     raise LabError(f"charon on {self.node}: vici socket did not answer within {READY_TIMEOUT:g}s") from None
                 time.sleep(0.01)
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM: charon deletes its SAs, telling the peers. kill: SIGKILL, as a crash or a
+        power cut leaves them: the peers are told nothing."""
         if self._proc:
-            stop_process(self._proc, timeout=5)
+            stop_process(self._proc, signal.SIGKILL if kill else signal.SIGTERM, timeout=5)
         for thread in self._initiators:
             thread.join(timeout=2)
         if self._socket is not None:
             self._socket.close()
+
+    def restart(self, kill: bool = False) -> None:
+        """Stop (see stop) and start again with the current configuration; the log goes on in
+        the same file, as a gateway's log does across a reboot."""
+        self.stop(kill=kill)
+        self._initiators.clear()
+        self.start()
 
     # -- configuration ----------------------------------------------------
     def _write_swanctl(self) -> None:
@@ -137,8 +147,7 @@ class CharonDaemon:
         before = (self.config.charon, self.config.tunnel_mtu)
         self.config = self.config.patched(patch)
         if (self.config.charon, self.config.tunnel_mtu) != before:
-            self.stop()
-            self.start()
+            self.restart()
             return
         self._write_swanctl()
         self.load()

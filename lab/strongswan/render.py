@@ -27,12 +27,13 @@ STRONGSWAN_KEYS = [
 ]
 SWANCTL_KEYS = [
     rf"connections\.{_ID}\.(version|local_addrs|remote_addrs|proposals|local_port|remote_port|encap|mobike|fragmentation|"
-    r"keyingtries|dpd_delay|dpd_timeout|rekey_time|reauth_time|over_time|rand_time)",
+    r"keyingtries|dpd_delay|dpd_timeout|rekey_time|reauth_time|over_time|rand_time|vips|pools|unique)",
     rf"connections\.{_ID}\.local\.(auth|id|certs)",
     rf"connections\.{_ID}\.remote\.(auth|id|cacerts|revocation)",
     rf"connections\.{_ID}\.children\.{_ID}\.(local_ts|remote_ts|esp_proposals|mode|start_action|dpd_action|"
     r"close_action|rekey_time|life_time|rand_time)",
     r"secrets\.ike-\d+\.(id-\d+|secret)",
+    rf"pools\.{_ID}\.addrs",
 ]
 
 # The plugins each strongSwan tool loads (lab.preflight checks that every one is installed).
@@ -54,7 +55,8 @@ def strongswan_conf(node: str, run_id: str, config: GatewayConfig, socket: Path,
 
 def swanctl_conf(node: str, run_id: str, config: GatewayConfig) -> str:
     return _checked(_ENV.get_template("swanctl.conf.j2").render(
-        node=node, run_id=run_id, connections=config.connections, secrets=config.secrets), SWANCTL_KEYS,
+        node=node, run_id=run_id, connections=config.connections, secrets=config.secrets, pools=config.pools),
+        SWANCTL_KEYS,
         "swanctl.conf")
 
 

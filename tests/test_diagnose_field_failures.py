@@ -1,0 +1,174 @@
+"""`lab diagnose` on the field failures of issue 24: each class named from the fault phase's
+artifacts of its scenario and, where the class shows there, from one gateway's charon log alone
+(tests/diagnose/field-failures: fault-phase logs and a capture of real lab runs); and the traps
+around each class, in lines strongSwan 5.9.8 writes (near misses that are healthy or another class)."""
+from pathlib import Path
+
+import pytest
+
+from lab.diagnose.engine import run
+
+HERE = Path(__file__).parent / "diagnose" / "field-failures"
+
+# scenario -> {artifact: class it alone names}; artifacts left out do not show the class:
+#   nat-exemption-missing gw2 (HQ receives nothing: a healthy log), mss-blackhole's logs (charon
+#   sees no TCP: HQ's LAN capture shows it, below), dpd-clear-after-peer-reboot gw1 (a DPD that dies unanswered, as on a cut
+#   path), wan-failover-no-mobike hq (a new IKE_SA from another address, as after any reconnect)
+ALONE = {
+    "nat-exemption-missing": {"gw1.charon.log": (3, "nat-exemption-missing")},
+    "pfs-mismatch-at-rekey": {"gw1.charon.log": (2, "pfs-mismatch"), "gw2.charon.log": (2, "pfs-mismatch")},
+    "vip-pool-exhausted": {"gw.charon.log": (3, "vip-pool-exhausted"), "rw3.charon.log": (3, "vip-pool-exhausted")},
+    "dpd-clear-after-peer-reboot": {"gw2.charon.log": (2, "peer-restart-not-recovered")},
+    "wan-failover-no-mobike": {"br.charon.log": (1, "path-lost-without-mobike")},
+}
+PHASE = {"nat-exemption-missing": (3, "nat-exemption-missing"), "pfs-mismatch-at-rekey": (2, "pfs-mismatch"),
+         "vip-pool-exhausted": (3, "vip-pool-exhausted"), "mss-blackhole": (1, "pmtu-blackhole"),
+         "dpd-clear-after-peer-reboot": (2, "peer-restart-not-recovered"),
+         "wan-failover-no-mobike": (1, "path-lost-without-mobike")}
+
+
+@pytest.mark.parametrize("scenario", sorted(PHASE))
+def test_fault_phase_artifacts(scenario):
+    [found] = run([HERE / scenario])
+    assert (found.verdict, found.step, found.fault_class) == ("fault", *PHASE[scenario]), found.as_json()
+
+
+@pytest.mark.parametrize("scenario, artifact", [(s, a) for s, artifacts in sorted(ALONE.items()) for a in artifacts])
+def test_one_gateways_artifact_alone(scenario, artifact):
+    [found] = run([HERE / scenario / artifact])
+    assert (found.verdict, found.step, found.fault_class) == ("fault", *ALONE[scenario][artifact]), found.as_json()
+    assert found.evidence
+
+
+def test_pmtu_black_hole_from_hqs_gateway_alone():
+    """Its LAN capture shows the segment that never gets through; its log, that a tunnel is up
+    (the capture alone shows no IPsec, and a path MTU black hole elsewhere is no IPsec fault)."""
+    folder = HERE / "mss-blackhole"
+    assert run([folder / "gw2-lan.pcap"])[0].fault_class is None
+    [found] = run([folder / "gw2-lan.pcap", folder / "gw2.charon.log"])
+    assert (found.step, found.fault_class) == (1, "pmtu-blackhole"), found.as_json()
+    assert [e["kind"] for e in found.evidence[:2]] == ["packet", "packet"]
+
+
+def _log(path: Path, *lines: str) -> Path:
+    """charon's filelog as the lab writes it: time, thread, subsystem, <IKE_SA name|id>."""
+    path.write_text("".join(f"10:00:{i:02d} {i % 16:02d}[{line.split(' ', 1)[0]}] {line.split(' ', 1)[1]}\n"
+                            for i, line in enumerate(lines)))
+    return path
+
+
+UP = ("IKE <hq|1> IKE_SA hq[1] established between 203.0.113.2[branch.example.net]...198.51.100.2[hq.example.net]",
+      "IKE <hq|1> CHILD_SA net{1} established with SPIs c1_i c2_o and TS 10.1.0.0/24 === 10.2.0.0/23")
+HQ_UP = ("IKE <branch|1> IKE_SA branch[1] established between 198.51.100.2[hq.example.net]...203.0.113.2[branch.example.net]",
+         "IKE <branch|1> CHILD_SA net{1} established with SPIs c2_i c1_o and TS 10.2.0.0/23 === 10.1.0.0/24")
+START = "DMN Starting IKE charon daemon (strongSwan 5.9.8, Linux 6.1.0, x86_64)"
+
+
+def test_a_restart_the_peer_recovers_from_is_healthy(tmp_path):
+    hq = _log(tmp_path / "hq.log", START, *HQ_UP, START, *HQ_UP)
+    [found] = run([hq])
+    assert found.verdict == "healthy", found.as_json()
+
+
+def test_a_dpd_unanswered_while_the_peer_restarts_is_no_nat_mapping(tmp_path):
+    """Both lab gateways look NATed to each other (kernel-libipsec fakes NAT detection to force
+    UDP encapsulation): a DPD that dies while the peer's log shows a restart is that restart."""
+    branch = _log(tmp_path / "branch.log", *UP, "IKE <hq|1> remote host is behind NAT", "IKE <hq|1> sending DPD request",
+                  "IKE <hq|1> retransmit 1 of request with message ID 2", "IKE <hq|1> giving up after 2 retransmits",
+                  "IKE <hq|1> restarting CHILD_SA net", UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
+    assert run([branch])[0].fault_class == "nat-mapping-expired"  # alone: nothing explains the silence
+    hq = tmp_path / "hq.log"
+    hq.write_text(f"10:00:00 00[DMN] {START[4:]}\n10:00:01 07[IKE] <branch|1> {HQ_UP[0][19:]}\n"
+                  f"10:00:03 00[DMN] {START[4:]}\n10:00:07 09[IKE] <branch|1> {HQ_UP[0][19:]}\n")
+    [found] = run([branch, hq])
+    assert found.verdict == "healthy", found.as_json()
+
+
+def test_a_lost_path_moved_by_mobike_is_healthy(tmp_path):
+    br = _log(tmp_path / "br.log", *UP, "IKE <hq|1> peer supports MOBIKE",
+              "IKE <hq|1> old path is not available anymore, try to find another",
+              "IKE <hq|1> sending address list update using MOBIKE, implicitly requesting an address change")
+    assert run([br])[0].verdict == "healthy"
+
+
+def test_a_lost_path_without_mobike(tmp_path):
+    br = _log(tmp_path / "br.log", "ENC <hq|1> parsed IKE_AUTH request 1 [ IDi N(INIT_CONTACT) IDr AUTH SA TSi TSr ]",
+              *UP, "IKE <hq|1> old path is not available anymore, try to find another",
+              "IKE <hq|1> remote host is behind NAT", "IKE <hq|1> sending DPD request",
+              "IKE <hq|1> giving up after 2 retransmits", "IKE <hq|1> restarting CHILD_SA net",
+              UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
+    [found] = run([br])
+    assert (found.step, found.fault_class) == (1, "path-lost-without-mobike"), found.as_json()
+
+
+@pytest.mark.parametrize("received, configured, pfs", [
+    ("ESP:AES_CBC_256/HMAC_SHA2_256_128/MODP_2048/NO_EXT_SEQ", "ESP:AES_CBC_256/HMAC_SHA2_256_128/NO_EXT_SEQ", True),
+    ("ESP:AES_CBC_256/HMAC_SHA2_256_128/NO_EXT_SEQ", "ESP:AES_CBC_256/HMAC_SHA2_256_128/ECP_256/NO_EXT_SEQ", True),
+    ("ESP:AES_CBC_256/HMAC_SHA2_256_128/MODP_2048/NO_EXT_SEQ", "ESP:AES_GCM_16_256/ECP_256/NO_EXT_SEQ", False),
+])
+def test_responder_log_tells_pfs_from_other_proposal_mismatches(tmp_path, received, configured, pfs):
+    """Left out the key exchange, the proposals match (PFS only) or they do not (the algorithms too)."""
+    hq = _log(tmp_path / "hq.log", *HQ_UP, "ENC <branch|1> parsed CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]",
+              f"CFG <branch|1> received proposals: {received}", f"CFG <branch|1> configured proposals: {configured}",
+              "IKE <branch|1> no acceptable proposal found",
+              "ENC <branch|1> generating CREATE_CHILD_SA response 2 [ N(NO_PROP) ]")
+    [found] = run([hq])
+    assert found.verdict == "fault" and (found.fault_class == "pfs-mismatch") == pfs, found.as_json()
+
+
+def test_a_refused_second_child_is_not_pfs(tmp_path):
+    """NO_PROPOSAL_CHOSEN for another CHILD_SA than the one accepted in IKE_AUTH proves nothing about PFS."""
+    br = _log(tmp_path / "br.log", "IKE <hq|1> establishing CHILD_SA net{1}", *UP,
+              "IKE <hq|1> establishing CHILD_SA voice{2}", "ENC <hq|1> generating CREATE_CHILD_SA request 2 [ SA No TSi TSr ]",
+              "IKE <hq|1> received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built")
+    assert run([br])[0].fault_class == "child-proposal-mismatch"
+
+
+def test_no_policy_for_ipv6_link_local_noise_is_not_nat(tmp_path):
+    """kernel-libipsec logs (esp 2) every packet the TUN device gets without a policy, router
+    solicitations included: only the gateway's own address heading for the remote selector is NAT."""
+    br = _log(tmp_path / "br.log", *UP, "ESP no matching outbound IPsec policy for fe80::1 == ff02::2 [58]",
+              "ESP no matching outbound IPsec policy for 10.1.0.10 == 10.3.0.10 [1]")
+    assert run([br])[0].verdict == "healthy"
+
+
+def test_nat_before_ipsec_leaves_in_clear_on_kernel_ipsec(tmp_path):
+    """With kernel IPsec the translated packet goes out of the WAN in clear: the capture shows it."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.utils import wrpcap
+
+    ike = b"\x01" * 8 + b"\x02" * 8 + bytes([46, 0x20, 37, 0x08]) + bytes(4) + (28).to_bytes(4, "big")
+    pcap = tmp_path / "wan.pcap"
+    wrpcap(str(pcap), [IP(src="203.0.113.2", dst="198.51.100.2") / UDP(sport=4500, dport=4500) / (bytes(4) + ike),
+                       IP(src="203.0.113.2", dst="10.2.0.10") / ICMP()])
+    [found] = run([_log(tmp_path / "br.log", *UP), pcap])
+    assert (found.step, found.fault_class) == (3, "nat-exemption-missing"), found.as_json()
+
+
+def _tcp_pcap(path: Path, answered: bool) -> Path:
+    """An HTTP download from 10.2.0.10 to 10.1.0.10 as a capture at HQ's gateway sees it: the
+    headers acknowledged, then a full-size segment sent 4 times, never acknowledged; or (answered)
+    the gateway's ICMP "fragmentation needed" and smaller segments that get through."""
+    from scapy.layers.inet import ICMP, IP, TCP
+    from scapy.utils import wrpcap
+
+    server, client = dict(src="10.2.0.10", dst="10.1.0.10"), dict(src="10.1.0.10", dst="10.2.0.10")
+    data = IP(flags="DF", **server) / TCP(sport=80, dport=40000, flags="PA", seq=1001, ack=501) / (b"x" * 1448)
+    packets = [IP(**client) / TCP(sport=40000, dport=80, flags="S", seq=500),
+               IP(**server) / TCP(sport=80, dport=40000, flags="SA", seq=800, ack=501),
+               IP(**server) / TCP(sport=80, dport=40000, flags="PA", seq=801, ack=501) / (b"h" * 200),
+               IP(**client) / TCP(sport=40000, dport=80, flags="A", seq=501, ack=1001), data]
+    if answered:
+        packets += [IP(src="10.2.0.1", dst="10.2.0.10") / ICMP(type=3, code=4, nexthopmtu=1400) / bytes(data)[:28],
+                    IP(**server) / TCP(sport=80, dport=40000, flags="PA", seq=1001, ack=501) / (b"x" * 1348),
+                    IP(**client) / TCP(sport=40000, dport=80, flags="A", seq=501, ack=2349)]
+    else:
+        packets += [data, data, data]
+    wrpcap(str(path), packets)
+    return path
+
+
+@pytest.mark.parametrize("answered, verdict", [(False, "pmtu-blackhole"), (True, None)])
+def test_a_large_segment_never_acknowledged(tmp_path, answered, verdict):
+    [found] = run([_log(tmp_path / "hq.log", *HQ_UP), _tcp_pcap(tmp_path / "lan.pcap", answered)])
+    assert found.fault_class == verdict, found.as_json()
