@@ -842,7 +842,6 @@ def natt_request_unanswered(obs: Observation) -> list[Evidence]:
     return []
 
 
-_IKE_UP = re.compile(r"IKE_SA \S+\[\d+\] established between")
 
 
 def _after_ike_up(obs: Observation, pattern: re.Pattern) -> list[Evidence]:
