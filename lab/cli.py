@@ -167,6 +167,12 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
     if shard is not None:
         names = _shard(names, shard)
     scenarios = [_load(n, param) for n in names]
+    from lab.run.scenarios import unreplaceable
+    taken = unreplaceable([sc.name for sc in scenarios], out.resolve())
+    if taken:
+        err.print(f"{taken[0]}: exists and is not the results of an earlier run (a workshop lab's folder, or "
+                  "files of yours); allowed: a new folder, or one lab run wrote. Choose another --out. Nothing was built.")
+        raise typer.Exit(EXIT_BAD_INPUT)
     _need_lab_machine()
     _terminate_as_interrupt()
     try:

@@ -195,3 +195,18 @@ def test_soak_records_runs_and_judges_every_phase(tmp_path, no_leaks):
     [record] = json.loads((tmp_path / "soak.json").read_text())["scenarios"]
     assert (record["runs"], record["passed"], record["failures"]) == (1, 1, [])
     assert not (tmp_path / "soak-failures").exists()  # only failing runs are kept
+
+
+def test_a_run_never_replaces_a_folder_it_did_not_write(tmp_path):
+    """A scenario named like a workshop's folder, or any folder of the user's, under --out: refused,
+    untouched, nothing built; an earlier run's folder (it carries the run's mark) is replaced."""
+    from lab.run.scenarios import RUN_MARK, unreplaceable
+
+    mine = tmp_path / "psk-mismatch"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    out = lab("run", "psk-mismatch", "--out", str(tmp_path))
+    assert out.returncode == 2 and "is not the results of an earlier run" in out.stderr, out.stderr
+    assert (mine / "notes.txt").read_text() == "mine"
+    (mine / RUN_MARK).touch()
+    assert unreplaceable(["psk-mismatch", "absent"], tmp_path) == []

@@ -39,6 +39,11 @@ def test_trainee_fixes_psk_mismatch_by_hand(workshop):
     again = alice.lab("start", "udp500-blocked")
     assert again.returncode != 0 and "is already running: psk-mismatch" in again.stderr
 
+    # a check whose client gives up (Ctrl-C, a timeout) does not take the lab down with it
+    room = os.environ["LAB_ROOM"]
+    gave_up = alice.run(sys.executable, "-c", "import socket; s = socket.socket(socket.AF_UNIX); "
+                        f"s.connect('{room}/{alice.name}/control.sock'); s.sendall(b'{{\"cmd\": \"check\"}}\\n')")
+    assert gave_up.returncode == 0, gave_up.stderr
     broken = alice.lab("check")
     assert broken.returncode == 1 and "FAIL tunnel gw1 hq/net established" in broken.stdout, broken.stdout
 

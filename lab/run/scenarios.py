@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from lab.errors import LabError
 from lab.progress import Progress
 from lab.run import scheduler
 from lab.run.lab import RunningLab
@@ -82,12 +83,24 @@ def expected_s(sc: LoadedScenario) -> float:
     return max([*windows, *(t.lab for t in sc.timers.values())])
 
 
+RUN_MARK = ".ipsec-lab-run"  # in every scenario folder a run makes: what a later run may replace
+
+
+def unreplaceable(names: list[str], out: Path) -> list[Path]:
+    """Folders OUT/NAME that exist and are not an earlier run's results (a workshop's running
+    lab, anything else of the user's): a run never replaces them."""
+    return [out / name for name in names if (out / name).exists() and not (out / name / RUN_MARK).is_file()]
+
+
 def _folder(sc: LoadedScenario, out: Path) -> Path:
     """The scenario's folder, emptied (results of an earlier run of it only), the lab's to write."""
     scenario_dir = out / sc.name
+    if unreplaceable([sc.name], out):
+        raise LabError(f"{scenario_dir} exists and is not the results of an earlier run; nothing replaces it")
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)
     scenario_dir.mkdir(parents=True)
+    (scenario_dir / RUN_MARK).touch()
     hand_to_lab(scenario_dir)
     return scenario_dir
 

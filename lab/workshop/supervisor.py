@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lab import sandbox
 from lab.checks import observe
+from lab.errors import LabError
 from lab.run.lab import RunningLab
 from lab.run.phase import PhaseResult, phase_steps
 from lab.run.scenarios import document, new_run_id
@@ -28,33 +29,40 @@ from lab.workshop.state import Seat
 
 def serve(lab: RunningLab, server: socket.socket, seat: Seat, lock: threading.Lock,
           rearming: Rearming | None) -> None:
+    """Requests one at a time, until `stop`. A client that goes away before its answer (Ctrl-C
+    on `lab check`, a timeout) loses the answer, never the lab."""
     while True:
         conn, _ = server.accept()
-        with conn, conn.makefile("rw") as stream:
-            try:
-                request = json.loads(stream.readline() or "{}")
-            except ValueError:
-                request = {}
-            if request.get("cmd") == "stop":
-                _answer(stream, {"ok": True})
-                return
-            if request.get("cmd") == "check":
-                with lock:  # the seat too: the re-arming thread writes it
-                    report = check(lab, rearming)
-                    seat.update(checks_run=(seat.read() or {}).get("checks_run", 0) + 1,
-                                last_verdict="healthy" if report["passed"] else "not healthy")
-                _answer(stream, report)
-            else:
-                _answer(stream, {"error": "unknown request; allowed: check, stop"})
+        try:
+            with conn, conn.makefile("rw") as stream:
+                if _answer(stream, lab, seat, lock, rearming) == "stop":
+                    return
+        except OSError:
+            pass
 
 
-def _answer(stream, message: dict) -> None:
-    """A client that gave up (Ctrl-C on `lab check`) does not take the lab down with it."""
+def _answer(stream, lab: RunningLab, seat: Seat, lock: threading.Lock, rearming: Rearming | None) -> str | None:
     try:
-        stream.write(json.dumps(message) + "\n")
-        stream.flush()
-    except OSError:
-        pass
+        request = json.loads(stream.readline() or "{}")
+    except ValueError:
+        request = {}
+    if request.get("cmd") == "stop":
+        _send(stream, {"ok": True})
+        return "stop"
+    if request.get("cmd") == "check":
+        with lock:  # the seat too: the re-arming thread writes it
+            report = check(lab, rearming)
+            seat.update(checks_run=(seat.read() or {}).get("checks_run", 0) + 1,
+                        last_verdict="healthy" if report["passed"] else "not healthy")
+        _send(stream, report)
+    else:
+        _send(stream, {"error": "unknown request; allowed: check, stop"})
+    return None
+
+
+def _send(stream, message: dict) -> None:
+    stream.write(json.dumps(message) + "\n")
+    stream.flush()
 
 
 def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
@@ -72,10 +80,14 @@ def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
         phase.steps += [{"section": "recur", "kind": s.kind, "linux": s.linux()} for s in rearming.recur.steps]
         rearming.rearm()
     for step in sc.spec.start:
-        step.apply(lab)
         phase.steps.append({"section": "start", "kind": step.kind, "linux": step.linux()})
+        try:
+            step.apply(lab)
+        except LabError as exc:  # the lab as the trainee left it: not healthy yet, and still up
+            phase.error = f"start step failed: {exc}"
+            break
     phase.checks = list(observe(sc.spec.healthy, lab))
-    phase.passed = all(c.passed for c in phase.checks)
+    phase.passed = phase.error is None and all(c.passed for c in phase.checks)
     phase.duration_s = round(time.monotonic() - started, 3)
     doc = document(sc, lab.run_id, phase.passed, phase.duration_s, [phase.as_dict()], lab.phase_dir)
     (checks_dir / f"check-{number}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -83,6 +95,7 @@ def check(lab: RunningLab, rearming: Rearming | None = None) -> dict:
 
     report = html.write(sc, doc, lab.phase_dir, f"check-{number}.html", phase_dirs={phase.name: lab.phase_dir})
     return {"scenario": sc.name, "passed": phase.passed, "retried": [s["linux"] for s in phase.steps],
+            "error": phase.error,
             "checks": [c.as_dict() for c in phase.checks], "report": str(report)}
 
 
