@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import contextlib
 import platform
+import signal
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from lab.checks import evaluate
 from lab.checks.tunnel import TunnelCheck
-from lab.paths import ROOT
+from lab.errors import LabError
 from lab.progress import Progress
 from lab.run.lab import RunningLab
 from lab.run.phase import diagnose_phase
@@ -32,8 +35,8 @@ from lab.sandbox.identity import hand_to_lab
 from lab.schema.load import LoadedScenario, load_scenario
 
 RTT_PINGS = 50
-FLOOR = ROOT / "lab" / "floor" / "floor.yaml"
-SPOKES = ROOT / "lab" / "floor" / "spokes.yaml"
+FLOOR = Path(str(files("lab") / "floor" / "floor.yaml"))
+SPOKES = Path(str(files("lab") / "floor" / "spokes.yaml"))
 SPOKE_COUNTS = (3, 10, 30, 60)
 # workshop labs held at once on this machine: (scenario, labs); dpd-nat-timeout is hub-spoke-nat
 ROOM = (("tcp-asym", 20), ("dpd-nat-timeout", 10))
@@ -75,12 +78,36 @@ class _folder(tempfile.TemporaryDirectory):
         return path
 
 
-def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progress) -> dict:
-    doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
-           "kernel": platform.release(), "python": platform.python_version(), "jobs": jobs}
+def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progress, everything: bool = True) -> dict:
+    """The floor and `names`, and with `everything` (no names given) the rest: lab diagnose on big
+    files and its corpus, the tunnel's round trip, hub-spoke-nat at scale, a training room. The
+    JSON is written after each part, so an interrupted bench (Ctrl-C, SIGTERM: every lab it
+    started is torn down first) leaves the figures it measured, marked `interrupted`."""
+    doc: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
+                 "kernel": platform.release(), "python": platform.python_version(), "jobs": jobs,
+                 "scenarios_given": names if not everything else None, "scenarios": []}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _measure(doc, names, out, repeat, jobs, progress, everything)
+    except KeyboardInterrupt:
+        doc["interrupted"] = True
+        _write(doc, out)
+        raise
+    return doc
+
+
+def _write(doc: dict, out: Path) -> None:
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(doc, indent=2) + "\n")
+    partial.replace(out)  # a reader never sees half a file
+
+
+def _measure(doc: dict, names: list[str], out: Path, repeat: int, jobs: int, progress: Progress,
+             everything: bool) -> None:
     doc["floor"] = base = floor(max(repeat, 5))
+    _write(doc, out)
     scenarios = [load_scenario(name) for name in names]
-    figures, diagnose_s = [], []
+    figures, diagnose_s = doc["scenarios"], []
     for sc in scenarios:
         runs = []
         for _ in range(repeat):
@@ -102,18 +129,29 @@ def bench(names: list[str], out: Path, repeat: int, jobs: int, progress: Progres
                 for p in runs[0]["phases"]},
             "timers": runs[0]["timers"],
         })
-    doc["scenarios"] = figures
-    doc["catalogue_s"] = {f"jobs={n}": catalogue(scenarios, n) for n in sorted({1, jobs})}
+        _write(doc, out)
+    # the scenarios given (the catalogue when none were), one phase at a time and side by side
+    doc["catalogue_s"] = {}
+    for n in sorted({1, jobs}):
+        doc["catalogue_s"][f"jobs={n}"] = catalogue(scenarios, n)
+        _write(doc, out)
+    if not everything:
+        return
     doc["diagnose"] = {"phase_s": {"median": round(statistics.median(diagnose_s), 3),
                                    "max": round(max(diagnose_s), 3), "phases": len(diagnose_s)},
                        f"capture_{BIG_CAPTURE_MB}mb": big_capture(), f"log_{BIG_LOG_MB}mb": big_log(),
                        "corpus": corpus_accuracy()}
+    _write(doc, out)
     doc["tunnel_rtt_ms"] = {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}
-    doc["spokes"] = [spokes(n) for n in SPOKE_COUNTS]
-    doc["training_room"] = [room(name, count) for name, count in ROOM]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    return doc
+    _write(doc, out)
+    doc["spokes"] = []
+    for n in SPOKE_COUNTS:
+        doc["spokes"].append(spokes(n))
+        _write(doc, out)
+    doc["training_room"] = []
+    for name, count in ROOM:
+        doc["training_room"].append(room(name, count))
+        _write(doc, out)
 
 
 def spokes(count: int) -> dict:
@@ -159,16 +197,33 @@ def room(name: str, count: int) -> dict:
             seats.append(Seat(account_name(), Path(tmp) / f"room{i}"))
         try:
             for i, seat in enumerate(seats):
-                client.start(seat, sc, Path(tmp) / f"out{i}", [], "en")
+                with _deferred(signal.SIGTERM, signal.SIGINT):  # its supervisor recorded in its seat, or not started
+                    client.start(seat, sc, Path(tmp) / f"out{i}", [], "en")
             start_s = time.monotonic() - started
             used = before - mem_available_mb()
             busy = _cpu_busy(IDLE_WINDOW_S)
         finally:
+            # Ctrl-C or SIGTERM included, at any moment: each seat on its own, so one that fails
+            # to stop (or was never started) leaves no other lab running in a room nobody knows
             for seat in seats:
-                client.stop(seat)
+                with _deferred(signal.SIGTERM, signal.SIGINT):
+                    try:
+                        client.stop(seat)
+                    except (LabError, OSError) as exc:
+                        print(f"bench: stopping the lab in {seat.room}: {exc}", file=sys.stderr)
     return {"scenario": name, "labs": count, "start_s": round(start_s, 1), "memory_mb": round(used),
             "memory_per_lab_mb": round(used / count, 1), "cpu_busy_idle_pct": round(busy, 1),
             "labs_per_24gib": int(24 * 1024 * 0.9 // (used / count))}
+
+
+@contextlib.contextmanager
+def _deferred(*signums: int):
+    """Signals held until the block is over (a teardown a second Ctrl-C must not cut short)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _cpu_busy(seconds: float) -> float:
@@ -204,7 +259,7 @@ def _diagnose_file(path: Path) -> dict:
     """`lab diagnose --json PATH` in a process of its own: wall time and that process's peak memory."""
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "lab", "diagnose", "--json", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)
     return {"seconds": round(time.monotonic() - started, 2), "peak_mb": round(usage.ru_maxrss / 1024, 1),
             "bytes": path.stat().st_size}

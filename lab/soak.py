@@ -68,9 +68,10 @@ def _record(record: dict, sc: LoadedScenario, result: dict, run: int) -> None:
             if not check["passed"]:
                 record["failures"].append({"run": run, "phase": phase["name"], "check": check["name"],
                                            "observed": check["observed"]})
-        expected = sc.spec.expected_diagnosis(phase["name"])  # None: healthy
+        expected = sc.spec.expected_diagnosis(phase["name"])
         got = phase.get("diagnosis") or {}
-        if (got.get("class"), got.get("step")) != ((expected.class_, expected.step) if expected else (None, None)):
+        if expected is not None and (got.get("class"), got.get("step")) != (
+                (None, None) if expected == "healthy" else (expected.class_, expected.step)):
             record["failures"].append({"run": run, "phase": phase["name"], "diagnosis": got})
 
 

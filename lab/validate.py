@@ -82,3 +82,17 @@ def scenario_problems(sc: LoadedScenario, doc: Document) -> list[Problem]:
         for node, (intfs, rulesets) in nodes.items():
             sequences[f"{n}/{node}"] = (intfs, rulesets)
     return _check(sequences, where_all)
+
+
+def strict_problems(sc: LoadedScenario, doc: Document) -> list[Problem]:
+    """`lab validate --strict`, the catalogue's rule: a scenario says what `lab diagnose` must name
+    from its fault phase (and from its partial fix's), so a run checks the diagnosis too."""
+    allowed = ("allowed: {step: N, class: NAME}, the fault class lab diagnose names from this phase "
+               "(lab run shows what it names)")
+    problems = []
+    if sc.spec.diagnosis is None:
+        problems.append(doc.problem(("diagnosis",), f"required with --strict, but missing; {allowed}"))
+    if sc.spec.partial_fix and sc.spec.partial_fix.diagnosis is None:
+        problems.append(doc.problem(("partial_fix", "diagnosis"), f"required with --strict, but missing; {allowed} "
+                                                                  "or healthy"))
+    return problems

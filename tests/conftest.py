@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.sandbox.identity import hand_to_lab
 from tests.leaks import SESSION_VAR, snapshot
 
@@ -77,7 +77,7 @@ def catalogue(tmp_path_factory, worker_id) -> Catalogue:
         if not record.exists():
             before = snapshot()
             run = subprocess.run([sys.executable, "-m", "lab", "run", "--all", "--quiet", "--out", str(out),
-                                  "--junit", str(out / "all.xml")], capture_output=True, text=True, cwd=paths.ROOT,
+                                  "--junit", str(out / "all.xml")], capture_output=True, text=True, cwd=repo.ROOT,
                                  timeout=1800)
             deadline = time.monotonic() + 5
             while (left := snapshot().left_over(before)) and time.monotonic() < deadline:

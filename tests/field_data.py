@@ -5,8 +5,8 @@ IPSEC_LAB_FIELD_DATA names any other place."""
 import os
 from pathlib import Path
 
-from lab import paths
+from tests import repo
 
-PLACES = [paths.ROOT.parent / "shared" / "field-data", Path("/work/shared/field-data")]
+PLACES = [repo.ROOT.parent / "shared" / "field-data", Path("/work/shared/field-data")]
 FIELD = (Path(os.environ["IPSEC_LAB_FIELD_DATA"]) if os.environ.get("IPSEC_LAB_FIELD_DATA")
          else next((place for place in PLACES if place.is_dir()), PLACES[0]))

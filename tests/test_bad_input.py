@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from tests.leaks import snapshot
 
 CASES = Path(__file__).parent / "bad-input"
@@ -72,7 +72,7 @@ GENERATED = {
 
 def _run(args: list[str], limited: bool = True) -> tuple[int, str]:
     """(exit code, stdout+stderr) of one lab command, under the resource limits (validation)."""
-    proc = subprocess.run([*LAB, *args], cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run([*LAB, *args], cwd=repo.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, env={**os.environ, "COLUMNS": "400"}, timeout=HANG_SECONDS,
                           preexec_fn=_limits if limited else None)
     return proc.returncode, proc.stdout
@@ -84,8 +84,8 @@ def _problems(output: str, case: Path) -> list[str]:
     lines = []
     for line in output.splitlines():
         line = line.strip()
-        for prefix, shown in ((str(CASES) + "/", "bad-input/"), (str(CASES.relative_to(paths.ROOT)) + "/", "bad-input/"),
-                              (str(paths.SCENARIOS) + "/", "scenarios/")):
+        for prefix, shown in ((str(CASES) + "/", "bad-input/"), (str(CASES.relative_to(repo.ROOT)) + "/", "bad-input/"),
+                              (str(repo.SCENARIOS) + "/", "scenarios/")):
             if line.startswith(prefix):
                 lines.append(shown + line[len(prefix):])
     return lines
@@ -159,13 +159,13 @@ _SANDBOX = re.compile(r"^(/etc/(passwd|group|subuid|subgid|login\.defs)|/proc/\d
 
 
 def _allowed(path: str, case_folder: Path) -> bool:
-    resolved = Path(os.path.normpath(paths.ROOT / path))  # relative: against the command's folder
-    if resolved.is_relative_to(case_folder) or resolved == paths.ROOT:
+    resolved = Path(os.path.normpath(repo.ROOT / path))  # relative: against the command's folder
+    if resolved.is_relative_to(case_folder) or resolved == repo.ROOT:
         return True
-    if resolved.is_relative_to(paths.ROOT):
-        return resolved.relative_to(paths.ROOT).parts[0] in _LAB_PARTS or resolved.name.startswith("__editable__")
+    if resolved.is_relative_to(repo.ROOT):
+        return resolved.relative_to(repo.ROOT).parts[0] in _LAB_PARTS or resolved.name.startswith("__editable__")
     python = {sys.prefix, sys.base_prefix, *sysconfig.get_paths().values(),
-              *(p for p in sys.path if p.startswith("/") and not Path(p).is_relative_to(paths.ROOT))}
+              *(p for p in sys.path if p.startswith("/") and not Path(p).is_relative_to(repo.ROOT))}
     text = str(resolved)
     return (text.startswith(_SYSTEM) or _LIBRARY.match(text) is not None or text in python
             or any(text.startswith(p.rstrip("/") + "/") for p in python)
@@ -180,7 +180,7 @@ def test_validation_opens_nothing_outside_the_cases_folder(tmp_path):
     trace = tmp_path / "trace"
     cases = [str(CASES / f"{case}.yaml") for case in _case_ids()]
     proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat,openat2,creat,execve", "-o", str(trace),
-                           *LAB, "validate", *cases], cwd=paths.ROOT, capture_output=True, text=True,
+                           *LAB, "validate", *cases], cwd=repo.ROOT, capture_output=True, text=True,
                           timeout=HANG_SECONDS * 5)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     program: dict[str, str] = {}  # pid -> what it runs

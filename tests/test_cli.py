@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.schema.load import load_scenario
 from tests.leaks import charons_below
 
@@ -18,19 +18,19 @@ LAB = [sys.executable, "-m", "lab"]
 
 
 def lab(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=paths.ROOT, timeout=120, **kwargs)
+    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=repo.ROOT, timeout=120, **kwargs)
 
 
 def test_list_names_first():
     out = lab("list")
     assert out.returncode == 0
     names = [line.split("\t")[0] for line in out.stdout.splitlines()]
-    assert names == sorted(p.stem for p in paths.SCENARIOS.glob("*.yaml"))
+    assert names == sorted(p.stem for p in repo.SCENARIOS.glob("*.yaml"))
 
 
 def test_malformed_scenario_exits_2_and_builds_nothing(tmp_path, no_leaks):
     bad = tmp_path / "bad.yaml"
-    text = (paths.SCENARIOS / "psk-mismatch.yaml").read_text().replace("from: h1, to: 10.2.0.10, expect: fails",
+    text = (repo.SCENARIOS / "psk-mismatch.yaml").read_text().replace("from: h1, to: 10.2.0.10, expect: fails",
                                                                        "from: nobody, to: 10.2.0.10, expect: fails")
     bad.write_text(text)
     out = lab("run", str(bad), "--out", str(tmp_path / "out"))
@@ -50,8 +50,8 @@ def test_unknown_scenario_name_exits_2():
 def test_scenario_file_outside_scenarios_dir(tmp_path, no_leaks):
     """Topology found by a path relative to the scenario file."""
     (tmp_path / "topo").mkdir()
-    shutil.copy(paths.TOPOLOGIES / "site-to-site.yaml", tmp_path / "topo" / "mine.yaml")
-    text = (paths.SCENARIOS / "id-mismatch.yaml").read_text()
+    shutil.copy(repo.TOPOLOGIES / "site-to-site.yaml", tmp_path / "topo" / "mine.yaml")
+    text = (repo.SCENARIOS / "id-mismatch.yaml").read_text()
     text = text.replace("name: id-mismatch", "name: my-id-case").replace("topology: site-to-site", "topology: topo/mine.yaml")
     (tmp_path / "case.yaml").write_text(text)
     out = lab("run", str(tmp_path / "case.yaml"), "--out", str(tmp_path / "out"))
@@ -61,7 +61,7 @@ def test_scenario_file_outside_scenarios_dir(tmp_path, no_leaks):
 
 
 def _variant(tmp_path: Path, old: str, new: str) -> Path:
-    text = (paths.SCENARIOS / "psk-mismatch.yaml").read_text()
+    text = (repo.SCENARIOS / "psk-mismatch.yaml").read_text()
     assert old in text
     path = tmp_path / "variant.yaml"
     path.write_text(text.replace(old, new))
@@ -100,7 +100,7 @@ def test_interrupt_tears_down(tmp_path, sig, no_leaks):
     # however loaded the machine (a fast scenario's phases may be over before they overlap)
     # as from a terminal: a suite started in the background (`make test &`) hands its children
     # SIGINT ignored, and Python then never raises KeyboardInterrupt
-    proc = subprocess.Popen([*LAB, "run", "dpd-nat-timeout", "--out", str(tmp_path)], cwd=paths.ROOT,
+    proc = subprocess.Popen([*LAB, "run", "dpd-nat-timeout", "--out", str(tmp_path)], cwd=repo.ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "COLUMNS": "200"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -156,7 +156,7 @@ def test_all_with_junit_counts_every_phase(catalogue):
 
     assert catalogue.run.returncode == 0, catalogue.run.stdout[-3000:] + catalogue.run.stderr[-3000:]
     root = ET.parse(catalogue.out / "all.xml").getroot()
-    names = sorted(p.stem for p in paths.SCENARIOS.glob("*.yaml"))
+    names = sorted(p.stem for p in repo.SCENARIOS.glob("*.yaml"))
     phases = sum(len(load_scenario(n).spec.phases()) for n in names)
     assert int(root.get("tests")) == phases == len(list(root.iter("testcase")))
     assert (root.get("failures"), root.get("errors")) == ("0", "0")
@@ -170,7 +170,7 @@ def test_keep_holds_a_failing_lab_open(tmp_path, no_leaks):
 
     path = _variant(tmp_path, 'pattern: "received AUTHENTICATION_FAILED notify error"}',
                     'pattern: "this line is never logged", within: 0.3}')
-    proc = subprocess.Popen([*LAB, "run", str(path), "--keep", "--out", str(tmp_path)], cwd=paths.ROOT,
+    proc = subprocess.Popen([*LAB, "run", str(path), "--keep", "--out", str(tmp_path)], cwd=repo.ROOT,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     enter = {}
     for line in proc.stderr:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.diagnose.engine import run
 from tests.field_data import FIELD
 
@@ -164,7 +164,7 @@ def test_no_ike_at_all_is_indeterminate(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*LAB, "diagnose", *args], capture_output=True, text=True, cwd=paths.ROOT, timeout=60)
+    return subprocess.run([*LAB, "diagnose", *args], capture_output=True, text=True, cwd=repo.ROOT, timeout=60)
 
 
 def test_cli_text_json_and_exit_codes(tmp_path):

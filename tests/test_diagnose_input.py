@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.diagnose import sources
 
 LAB = [sys.executable, "-m", "lab", "diagnose"]
@@ -24,7 +24,7 @@ def _cli(*args: str, stdin: bytes | None = None, timeout: float = 20) -> tuple[s
     """Runs lab diagnose; (result, seconds, peak MB of the child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
-    out = subprocess.run([*LAB, *args], input=stdin, capture_output=True, cwd=paths.ROOT, timeout=timeout)
+    out = subprocess.run([*LAB, *args], input=stdin, capture_output=True, cwd=repo.ROOT, timeout=timeout)
     seconds = time.monotonic() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return out, seconds, max(peak, before) / 1024

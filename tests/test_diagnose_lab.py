@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.diagnose.engine import run
 
 pytestmark = pytest.mark.lab
@@ -16,7 +16,7 @@ HERE = Path(__file__).parent / "diagnose"
 
 def _run(case: Path, out: Path, *params: str) -> dict:
     done = subprocess.run([sys.executable, "-m", "lab", "run", str(case), "--quiet", "--out", str(out), *params],
-                          capture_output=True, text=True, cwd=paths.ROOT, timeout=600)
+                          capture_output=True, text=True, cwd=repo.ROOT, timeout=600)
     doc = json.loads((out / case.stem / "result.json").read_text())
     assert done.returncode == 0, [(p["name"], p["diagnosis"], [c["observed"] for c in p["checks"] if not c["passed"]])
                                   for p in doc["phases"]]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths, preflight
+from lab import preflight
+from tests import repo
 from lab.schema.load import load_scenario
 from lab.strongswan import render, settings
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="need
 
 def makefile_lists() -> set[str]:
     """The packages of the Makefile's APT lists (continuation lines joined)."""
-    text = (paths.ROOT / "Makefile").read_text().replace("\\\n", " ")
+    text = (repo.ROOT / "Makefile").read_text().replace("\\\n", " ")
     found = re.findall(r"^(?:TEST_)?APT_PACKAGES\s*:=\s*(.*)$", text, re.M)
     assert len(found) == 2, "the Makefile's two package lists moved"
     return {p for line in found for p in line.split()}

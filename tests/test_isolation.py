@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import nftcheck, paths
+from lab import nftcheck
+from tests import repo
 from lab.checks.command import CommandCheck
 from lab.errors import LabError
 from lab.run.lab import RunningLab
@@ -100,7 +101,7 @@ def test_an_ordinary_account_runs_a_scenario_and_nothing_runs_as_root(accounts, 
 
 def test_labs_started_by_root_run_as_the_lab_account(lab_dir, no_leaks):
     run = subprocess.Popen([sys.executable, "-m", "lab", "run", "psk-mismatch", "--out", str(lab_dir), "-q"],
-                           cwd=paths.ROOT)
+                           cwd=repo.ROOT)
     owners: set[str] = set()
     while run.poll() is None:
         owners |= {pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name for pid in charons_below(run.pid)

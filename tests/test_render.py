@@ -6,7 +6,7 @@ import pytest
 from lab.errors import LabError
 from lab.schema.gateway import Auth, CharonSettings, Child, Connection, GatewayConfig, Secret
 from lab.schema.load import load_scenario
-from lab.schema.locate import scenario_names
+from lab.schema.locate import catalogue_names
 from lab.strongswan import render, settings
 
 SOCKET, LOG = Path("/tmp/r/gw1.vici"), Path("/out/gw1.charon.log")
@@ -53,7 +53,7 @@ def test_pubkey_auth_renders_certificate_files():
     assert config.credential_refs() == ({"branch"}, {"root"})
 
 
-@pytest.mark.parametrize("name", scenario_names())
+@pytest.mark.parametrize("name", catalogue_names())
 def test_shipped_configs_hold_only_what_the_schema_writes(name):
     """Every gateway of every scenario, before and after its swanctl changes: no script key,
     and exactly the connections, children and secrets its model has."""

@@ -17,11 +17,11 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.capture import packets
 from lab.report import ladder
 from lab.schema.load import LoadedScenario, load_scenario
-from lab.schema.locate import scenario_names
+from lab.schema.locate import catalogue_names
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(shutil.which("chromium") is None,
@@ -33,7 +33,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--allow-file-access-from-files"]
 WIDTH, PHONE = 1280, 390
 # Screenshots: kept with the test's artifacts; IPSEC_LAB_DOCS_SCREENSHOTS=1 refreshes the README's.
-ARTIFACTS = paths.ROOT / "results" / "test-artifacts"
+ARTIFACTS = repo.ROOT / "results" / "test-artifacts"
 # report -> the picture's first and last element: the summary down to the topology; the fault
 # phase down to its first ladder
 SHOTS = {"tcp-asym": ("header.top", "#topology-legend"), "dpd-nat-timeout": ("#phase-fault", "#phase-fault svg.ladder")}
@@ -136,7 +136,7 @@ def harness(out: Path, reports: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def scenarios() -> dict[str, LoadedScenario]:
-    return {name: load_scenario(name) for name in scenario_names()}
+    return {name: load_scenario(name) for name in catalogue_names()}
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def test_retransmissions_and_unanswered_requests_are_marked(looked_at):
 
 def test_screenshots(reports, looked_at, tmp_path):
     """The top of tcp-asym's report and dpd-nat-timeout's fault phase, 1280 px wide: to look at."""
-    target = paths.ROOT / "docs" if os.environ.get("IPSEC_LAB_DOCS_SCREENSHOTS") == "1" else ARTIFACTS
+    target = repo.ROOT / "docs" if os.environ.get("IPSEC_LAB_DOCS_SCREENSHOTS") == "1" else ARTIFACTS
     target.mkdir(parents=True, exist_ok=True)
     for name in SHOTS:
         top, bottom = looked_at[0][f"{name}@{WIDTH}"]["shot"]

@@ -4,21 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from tests import repo
 from lab.schema.errors import InputError
 from lab.schema.load import load_scenario
-from lab.schema.locate import scenario_names
+from lab.schema.locate import catalogue_names
 
-SITE = paths.TOPOLOGIES / "site-to-site.yaml"
-GOOD = (paths.SCENARIOS / "psk-mismatch.yaml").read_text()
+SITE = repo.TOPOLOGIES / "site-to-site.yaml"
+GOOD = (repo.SCENARIOS / "psk-mismatch.yaml").read_text()
 
 
-@pytest.mark.parametrize("name", scenario_names())
+@pytest.mark.parametrize("name", catalogue_names())
 def test_shipped_scenarios_load(name):
     sc = load_scenario(name)
     assert sc.name == name
     assert sc.spec.symptoms and sc.spec.healthy
-    assert (paths.CASES / sc.spec.source.case).name.endswith(".zh.txt")
+    assert sc.spec.source.case.endswith(".zh.txt")  # every catalogue scenario names its case write-up
 
 
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
@@ -99,16 +99,127 @@ def test_extends_merges_and_appends():
     assert [c.name for c in child.spec.captures] == ["fgt-wan1", "fgt-wan2", "peer-wan"]
 
 
-def test_scenario_name_matches_file_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(paths, "SCENARIOS", tmp_path)
-    [p] = problems(write(tmp_path, GOOD, "other-name.yaml"))
+def test_scenario_name_matches_file_name_where_names_are_looked_up(tmp_path, monkeypatch):
+    path = write(tmp_path, GOOD, "other-name.yaml")
+    assert load_scenario(path).name == "psk-mismatch"  # a file given by its path may be named anything
+    monkeypatch.setenv("LAB_PATH", str(tmp_path))  # found by name here, so named after its file
+    [p] = problems(path)
     assert "differs from the file name" in p.message and p.key == "name"
 
 
+def test_user_folders_are_searched_before_the_catalogue(tmp_path, monkeypatch):
+    from lab.schema import locate
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    write(mine, GOOD.replace('en: "PSK mismatch: AUTHENTICATION_FAILED"', "en: mine"), "psk-mismatch.yaml")
+    write(theirs, GOOD.replace("name: psk-mismatch", "name: other"), "other.yaml")
+    write(theirs, SITE.read_text(), "a-topology.yaml")  # a topology beside them is not a scenario
+    monkeypatch.setenv("LAB_PATH", f"{theirs}:")
+    locate.use_folders([mine])  # --path: before LAB_PATH
+    try:
+        assert load_scenario("psk-mismatch").path == mine / "psk-mismatch.yaml"
+        assert load_scenario("psk-mismatch").spec.title.en == "mine"
+        assert load_scenario("other").path == theirs / "other.yaml"
+        assert load_scenario("id-mismatch").path == repo.SCENARIOS / "id-mismatch.yaml"
+        files = locate.scenario_files()
+        assert "a-topology" not in files and files["other"] == theirs / "other.yaml"
+        assert set(locate.catalogue_names()) < set(files)
+        with pytest.raises(InputError) as info:
+            load_scenario("nowhere")
+        assert f"no scenario 'nowhere' in {mine}, {theirs} and the catalogue" in str(info.value)
+    finally:
+        locate.use_folders([])
+
+
+def test_each_file_is_read_once(monkeypatch):
+    """tcp-asym-auto extends tcp-asym, both on dual-wan: three files, each read once."""
+    from collections import Counter
+
+    from lab.schema import yamlfile
+
+    reads, load = Counter(), yamlfile.load
+    monkeypatch.setattr(yamlfile, "load", lambda path: reads.update([Path(path).name]) or load(path))
+    load_scenario("tcp-asym-auto")
+    assert reads == Counter({"tcp-asym-auto.yaml": 1, "tcp-asym.yaml": 1, "dual-wan.yaml": 1})
+
+
+def _with_source(source: str) -> str:
+    """psk-mismatch.yaml with its `source:` block replaced by `source: SOURCE`."""
+    lines, out, skipping = GOOD.splitlines(), [], False
+    for line in lines:
+        if line.startswith("source:"):
+            skipping = True
+            out.append(f"source: {source}")
+            continue
+        if skipping and line.startswith(" "):
+            continue
+        skipping = False
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("source, key, value", [
+    ("{case: ikev2-three-step-triage.zh.txt}", "case", "ikev2-three-step-triage.zh.txt"),
+    ("ikev2-three-step-triage.zh.txt", "case", "ikev2-three-step-triage.zh.txt"),
+    ("https://docs.strongswan.org/docs/5.9/howtos/ipsecProtocol.html", "url",
+     "https://docs.strongswan.org/docs/5.9/howtos/ipsecProtocol.html"),
+    ('"ticket INC-4711: branch Hangzhou cannot reach HQ since 2026-03-02"', "ticket",
+     "ticket INC-4711: branch Hangzhou cannot reach HQ since 2026-03-02"),
+    ("{ticket: INC-4711, section: {en: the second call, zh: 第二次通话}}", "ticket", "INC-4711"),
+])
+def test_source_is_a_case_a_web_address_or_a_ticket(tmp_path, source, key, value):
+    sc = load_scenario(write(tmp_path, _with_source(source)))
+    assert getattr(sc.spec.source, key) == value and sc.spec.source.shown() == value
+
+
+@pytest.mark.parametrize("source, message", [
+    ("{case: a.txt, url: 'https://example.net/'}", "case and url given; allowed: exactly one of"),
+    ("{section: {en: a, zh: b}}", "none given; allowed: exactly one of"),
+    ("{url: 'javascript:alert(1)'}", "is not a web address"),
+    ("{case: ../../etc/passwd.txt}", "is not a case file name"),
+])
+def test_a_bad_source_is_named(tmp_path, source, message):
+    ps = problems(write(tmp_path, _with_source(source)))
+    assert any(message in p.message and p.key.startswith("source") for p in ps), ps
+
+
+def test_diagnosis_is_optional_but_strict_requires_it(tmp_path):
+    from lab import validate
+
+    text = "\n".join(line for line in GOOD.splitlines() if not line.startswith("diagnosis:"))
+    sc = load_scenario(write(tmp_path, text))
+    assert sc.spec.diagnosis is None and sc.spec.expected_diagnosis("fault") is None
+    assert sc.spec.expected_diagnosis("baseline") == "healthy"
+    [p] = validate.strict_problems(sc, sc.doc)
+    assert p.key == "diagnosis" and "required with --strict" in p.message
+
+
+@pytest.mark.parametrize("name", catalogue_names())
+def test_the_catalogue_is_strict(name):
+    from lab import validate
+
+    sc = load_scenario(name)
+    assert validate.strict_problems(sc, sc.doc) == []
+
+
+def test_a_misspelt_phase_is_an_error():
+    from lab.schema.scenario import Phase
+
+    spec = load_scenario("psk-mismatch").spec
+    assert spec.phases() == (Phase.BASELINE, Phase.FAULT, Phase.FIX) == ("baseline", "fault", "fix")
+    for call in (spec.checks, spec.sections, spec.expected_diagnosis):
+        with pytest.raises(ValueError, match="'fualt' is not a valid Phase"):
+            call("fualt")
+    with pytest.raises(ValueError, match="no partial fix"):
+        spec.checks("partial")
+
+
 def test_relayed_gateway_ports_must_match_the_relay(tmp_path):
-    topo = (paths.TOPOLOGIES / "dual-wan.yaml").read_text().replace("port_nat_t: 4510", "port_nat_t: 4500")
+    topo = (repo.TOPOLOGIES / "dual-wan.yaml").read_text().replace("port_nat_t: 4510", "port_nat_t: 4500")
     write(tmp_path, topo, "dual.yaml")
-    text = (paths.SCENARIOS / "tcp-asym.yaml").read_text().replace("topology: dual-wan", "topology: dual.yaml")
+    text = (repo.SCENARIOS / "tcp-asym.yaml").read_text().replace("topology: dual-wan", "topology: dual.yaml")
     ps = problems(write(tmp_path, text))
     wrong = [p for p in ps if "charon.port_nat_t must be tcp_encap.charon_port (4510), not 4500" in p.message]
     assert {p.key for p in wrong} == {"ipsec.fgt.charon.port_nat_t", "ipsec.peer.charon.port_nat_t"}  # one anchor
@@ -127,9 +238,9 @@ def test_repeated_groups_write_out_every_member():
 
 @pytest.mark.parametrize("count, message", [(0, "from 1 to 100"), (101, "from 1 to 100"), ("x", "from 1 to 100")])
 def test_repeat_count_is_bounded(tmp_path, count, message):
-    topo = (paths.TOPOLOGIES / "hub-spoke-nat.yaml").read_text().replace("count: ${spokes}", f"count: {count}")
+    topo = (repo.TOPOLOGIES / "hub-spoke-nat.yaml").read_text().replace("count: ${spokes}", f"count: {count}")
     write(tmp_path, topo, "hub.yaml")
-    text = (paths.SCENARIOS / "dpd-nat-timeout.yaml").read_text().replace("topology: hub-spoke-nat",
+    text = (repo.SCENARIOS / "dpd-nat-timeout.yaml").read_text().replace("topology: hub-spoke-nat",
                                                                           "topology: hub.yaml")
     [p] = problems(write(tmp_path, text))
     assert p.key == "repeat[0].count" and message in p.message and p.file == tmp_path / "hub.yaml"
@@ -145,7 +256,7 @@ def test_a_partial_fix_is_a_phase_of_its_own():
 
 
 def test_a_partial_fix_declares_a_diagnosis_of_the_right_step(tmp_path):
-    text = (paths.SCENARIOS / "ike-fragmentation.yaml").read_text()
+    text = (repo.SCENARIOS / "ike-fragmentation.yaml").read_text()
     bad = text.replace("  diagnosis: {step: 1, class: ike-fragments-dropped}", "  diagnosis: {step: 2, class: ike-fragments-dropped}")
     [p] = problems(write(tmp_path, bad, "ike-fragmentation.yaml"))
     assert "partial_fix.diagnosis: class ike-fragments-dropped is a step 1 fault" in p.message

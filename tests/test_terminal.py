@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lab import paths
+from tests import repo
 from lab.checks import CheckResult
 from lab.progress import Progress, Terminal
 
@@ -25,10 +25,10 @@ SEQUENCES = "\x1b]52;c;SGVsbG8=\x07\x1b]0;pwned\x07\x1b[2J\rHEALTHY"
 MARKUP = "[link=http://evil.example]docs[/link] [/bold] [red]x :warning:"
 
 
-def lab(*args: str, cwd: Path = paths.ROOT) -> subprocess.CompletedProcess:
+def lab(*args: str, cwd: Path = repo.ROOT) -> subprocess.CompletedProcess:
     """A lab command, its output as bytes: what a terminal would be given."""
     return subprocess.run([*LAB, *args], capture_output=True, cwd=cwd, timeout=300,
-                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(paths.ROOT)})
+                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(repo.ROOT)})
 
 
 def no_escape(proc: subprocess.CompletedProcess) -> str:
@@ -116,7 +116,7 @@ def test_validate_shows_file_names_and_problems_without_escapes(tmp_path):
 def test_list_shows_names_and_problems_without_escapes(tmp_path, monkeypatch):
     from lab.cli import app
 
-    (tmp_path / "psk-mismatch.yaml").write_text((paths.SCENARIOS / "psk-mismatch.yaml").read_text())
+    (tmp_path / "psk-mismatch.yaml").write_text((repo.SCENARIOS / "psk-mismatch.yaml").read_text())
     (tmp_path / "hostile-terminal.yaml").write_text(_scenario(title=MARKUP))
     (tmp_path / f"x{SEQUENCES}.yaml").write_text(_scenario(title=MARKUP))
     monkeypatch.setattr(paths, "SCENARIOS", tmp_path)

@@ -9,7 +9,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from lab import paths, preflight
+from lab import preflight
+from tests import repo
 from lab.cli import app
 from lab.errors import LabError
 from lab.run.lab import RunningLab
@@ -74,7 +75,7 @@ def test_kill_9_at_any_moment_leaves_nothing_without_lab_clean(tmp_path):
     for i in range(KILL_MOMENTS):
         before = snapshot()
         out = tmp_path / f"run{i}"
-        run = subprocess.Popen([*LAB, "run", "cert-revoked", "--out", str(out)], cwd=paths.ROOT,
+        run = subprocess.Popen([*LAB, "run", "cert-revoked", "--out", str(out)], cwd=repo.ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         moment = rng.uniform(0.0, 3.2)  # the run takes 2.5-3 s: start, PKI, phases, teardown, report
         deadline = time.monotonic() + moment
@@ -96,7 +97,7 @@ def test_kill_9_at_any_moment_leaves_nothing_without_lab_clean(tmp_path):
         assert not left, (f"kill {i} at {moment:.2f}s ({'group' if whole_group else 'lab run'}; "
                           f"IPSEC_LAB_KILL_SEED={SEED}) left: {left}")
     assert seen["charon"] >= 2, "no kill landed while a lab ran: this test would prove little"
-    dry = subprocess.run([*LAB, "clean", "--dry-run"], capture_output=True, text=True, cwd=paths.ROOT)
+    dry = subprocess.run([*LAB, "clean", "--dry-run"], capture_output=True, text=True, cwd=repo.ROOT)
     assert dry.returncode == 0 and dry.stdout.startswith("nothing left"), dry.stdout
 
 

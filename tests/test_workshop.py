@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab import paths
+from tests import repo
 
 pytestmark = pytest.mark.lab
 LAB = [sys.executable, "-m", "lab"]
@@ -16,7 +16,7 @@ LAB = [sys.executable, "-m", "lab"]
 
 def trainer(*args: str) -> subprocess.CompletedProcess:
     """`lab ARGS` as root, the trainer."""
-    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=paths.ROOT, timeout=180)
+    return subprocess.run([*LAB, *args], capture_output=True, text=True, cwd=repo.ROOT, timeout=180)
 
 
 @pytest.fixture

@@ -4,6 +4,10 @@ Every check is polled against a deadline. A positive expectation ("the log shows
 X", "ping works") passes as soon as it is observed; a negative one ("no IKE
 arrives", "ping fails", "tunnel down") must hold for the whole window, so a lab
 that is merely slow cannot pass it by accident. Each result keeps what was seen.
+
+A check kind is one module in this package: a `Check` model with a `kind` literal, registered
+with `@register` (into lab.schema.kinds.CHECKS: the schema imports no kind, it loads this
+package through its entry point). The hooks a kind implements are documented on `Check`.
 """
 from __future__ import annotations
 
@@ -11,17 +15,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
-from lab.schema.kinds import Registry
+from lab.schema.kinds import CHECKS
 from lab.schema.refs import CaptureRef, NodeRef, Ref
 from lab.schema.types import FileModel, Interval, Prose, Window
 
 if TYPE_CHECKING:
     from lab.run.lab import RunningLab
 
-REGISTRY = Registry("check", __name__)
-register = REGISTRY.register
+register = CHECKS.register
 POLL_INTERVAL = 0.05
 
 
@@ -49,6 +52,23 @@ class CheckResult:
 
 
 class Check(FileModel):
+    """One observation of a running lab, as a scenario file writes it (a symptom, a healthy
+    check, a partial fix's expectation).
+
+    A kind declares `kind: Literal["name"]` and its fields (validated at load), and implements:
+    - `probe(lab)`: look once, now, and say whether the expectation holds and what was seen
+      (`Probe`); never waits: `evaluate` polls it against the deadline;
+    - `eventually()`: True when the expectation is positive (passes as soon as a probe holds),
+      False when it is negative (every probe of the window must hold);
+    - `expectation()`: the expectation in words (the title when the file gives no `name`);
+    - `linux()`: the command an engineer runs to observe the same thing by hand, runnable
+      from the phase's folder (a file it reads is named relative to it);
+    - `begin()`: called as an evaluation starts, for a check that judges only what happens
+      in its own window (default: nothing);
+    - `refs()`: what it names (nodes, captures, monitors, SAs), checked by `lab validate`
+      (default: its node, of `roles` when given); `captures()` follows from it.
+    """
+
     kind: str
     name: Prose | None = None
     # Deadline for a positive expectation; observation window for a negative one.
@@ -62,18 +82,15 @@ class Check(FileModel):
     roles: ClassVar[frozenset[str] | None] = None
 
     def begin(self) -> None:
-        """Called as an evaluation starts, for checks that judge only their own window."""
+        pass
 
     def eventually(self) -> bool:
-        """True: pass once observed. False: must hold throughout `within`."""
         raise NotImplementedError
 
     def expectation(self) -> str:
         raise NotImplementedError
 
     def linux(self) -> str:
-        """The command that observes what this check observes, to rerun it by hand (a path is
-        relative to the phase's folder)."""
         raise NotImplementedError
 
     def probe(self, lab: "RunningLab") -> Probe:
@@ -83,17 +100,11 @@ class Check(FileModel):
         return self.name or self.expectation()
 
     def refs(self) -> list[Ref]:
-        """What this check names (nodes, captures, monitors, SAs), checked against the scenario at load."""
         return [NodeRef(("node",), self.node, self.roles)] if "node" in type(self).model_fields else []
 
     def captures(self) -> set[str]:
         """The captures this check reads: packets they lost would make its verdict a guess."""
         return {r.name for r in self.refs() if isinstance(r, CaptureRef)}
-
-
-def check_union() -> Any:
-    """The type of any registered check, told apart by `kind`."""
-    return REGISTRY.union()
 
 
 def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float], None] | None = None,

@@ -175,11 +175,12 @@ def document(sc: LoadedScenario, run_id: str, passed: bool, duration_s: float, p
     return {
         "scenario": sc.name,
         "title": sc.spec.title.model_dump(),
-        "source": sc.spec.source.case,
+        "source": sc.spec.source.shown(),
         "run_id": run_id,
         "passed": passed,
         "duration_s": duration_s,
-        "diagnosis": {"step": sc.spec.diagnosis.step, "class": sc.spec.diagnosis.class_},
+        # what the scenario declares lab diagnose names from its fault phase (None: it does not say)
+        "diagnosis": {"step": sc.spec.diagnosis.step, "class": sc.spec.diagnosis.class_} if sc.spec.diagnosis else None,
         "timers": [{"name": n, "production_s": t.production, "lab_s": t.lab,
                     "compression": round(t.production / t.lab, 1) if t.lab else None}
                    for n, t in sc.timers.items()],

@@ -7,9 +7,9 @@ captures and logs are named the way charon names them.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 
-_DATA = Path(__file__).parent / "data"
+_DATA = files("lab.schema") / "data"  # package data
 
 # charon's logger subsystems (src/libstrongswan/utils/debug.c), and `default`
 LOG_SUBSYSTEMS = ("default", "dmn", "mgr", "ike", "chd", "job", "cfg", "knl", "net", "asn", "enc", "tnc",

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from lab import paths
 from lab.schema import locate, repeat, yamlfile
 from lab.schema.errors import InputError, Problem
 from lab.schema.gateway import GatewayConfig
+from lab.schema.kinds import CHECKS, STEPS
 from lab.schema.merge import MergeError, deep_merge
 from lab.schema.pki import Pki
 from lab.schema.references import only_gateways, scenario_problems, topology_problems
@@ -114,9 +114,7 @@ def _clean(loc: tuple) -> tuple:
 
 
 def _tags() -> set[str]:
-    from lab.checks import REGISTRY as CHECKS
-    from lab.steps import REGISTRY as STEPS
-    return set(STEPS.kinds) | set(CHECKS.kinds)
+    return set(STEPS.discover()) | set(CHECKS.discover())
 
 
 def _validate(model: type[M], doc: Document, data: Any, prefix: tuple = ()) -> M:
@@ -144,9 +142,10 @@ def _declared(doc: Document) -> References:
 
 # -- topologies -----------------------------------------------------------------------------
 
-def load_topology(path: Path, values: dict[str, Any] | None = None) -> tuple[Topology, Document]:
-    """`values` for `${...}`: the scenario's; alone, the topology's own timers and parameter defaults."""
-    doc = yamlfile.load(path)
+def load_topology(path: Path | Document, values: dict[str, Any] | None = None) -> tuple[Topology, Document]:
+    """`values` for `${...}`: the scenario's; alone, the topology's own timers and parameter defaults.
+    A Document is a file already read (each file is read once)."""
+    doc = path if isinstance(path, Document) else yamlfile.load(path)
     if values is None:
         refs = _declared(doc)
         values = {**{n: t.lab for n, t in refs.timers.items()}, **{n: p.default for n, p in refs.params.items()}}
@@ -159,32 +158,43 @@ def load_topology(path: Path, values: dict[str, Any] | None = None) -> tuple[Top
 
 # -- scenarios ------------------------------------------------------------------------------
 
-def load_scenario(name_or_path: str | Path, params: dict[str, str] | None = None) -> LoadedScenario:
-    """`params` override the scenario's declared parameters (`lab run --param port=10443`)."""
-    path = locate.find_scenario(str(name_or_path))
-    return _load(path, params or {}, ())
+def load_scenario(name_or_path: str | Path | Document, params: dict[str, str] | None = None) -> LoadedScenario:
+    """`params` override the scenario's declared parameters (`lab run --param port=10443`). A
+    Document is a scenario file already read (each file is read once)."""
+    if isinstance(name_or_path, Document):
+        files = {name_or_path.path.resolve(): name_or_path}
+        return _load(name_or_path.path, params or {}, (), files)
+    return _load(locate.find_scenario(str(name_or_path)), params or {}, (), {})
 
 
-def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> LoadedScenario:
-    doc = _extended(yamlfile.load(path), chain + (path.resolve(),))
+def _read(path: Path, files: dict[Path, Document]) -> Document:
+    """A file of this load, read once however often it is named (a parent and its child share a topology)."""
+    key = path.resolve()
+    if key not in files:
+        files[key] = yamlfile.load(path)
+    return files[key]
+
+
+def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...], files: dict[Path, Document]) -> LoadedScenario:
+    doc = _extended(_read(path, files), chain + (path.resolve(),), files)
     head = _validate(ScenarioHead, doc, {k: doc.data[k] for k in ScenarioHead.model_fields if k in doc.data})
-    topo_path = locate.named_file(head.topology, doc.path, paths.TOPOLOGIES)
+    topo_path = locate.named_file(head.topology, doc.path, locate.topologies())
     if topo_path is None:
         raise InputError([doc.problem(("topology",), "no such topology; allowed: a name in topologies/ ("
                                       f"{', '.join(locate.topology_names())}) or a relative .yaml path inside the "
                                       "scenario's folder or topologies/")])
-    topo_file = yamlfile.load(topo_path)
+    topo_file = _read(topo_path, files)
     topo_refs = _declared(topo_file)
     timers = {**topo_refs.timers, **head.timers}
     values: dict[str, Any] = {name: t.lab for name, t in timers.items()}
     values.update(param_values(doc, {**{n: (p, topo_file) for n, p in topo_refs.params.items()},
                                 **{n: (p, doc) for n, p in head.params.items()}}, params))
-    topo, topo_doc = load_topology(topo_path, values)
+    topo, topo_doc = load_topology(topo_file, values)
 
     spec = _validate_resolved(Scenario, doc, values)
-    if path.parent.resolve() == paths.SCENARIOS.resolve() and spec.name != path.stem:
+    if spec.name != path.stem and locate.in_search_path(path):
         raise InputError([doc.problem(("name",), f"'{spec.name}' differs from the file name; allowed: "
-                                                 f"{path.stem} (scenarios/ files are named after their scenario)")])
+                                                 f"{path.stem} (a scenario found by name is named after its file)")])
     problems = only_gateways(doc, topo, spec.ipsec, "ipsec") + only_gateways(doc, topo, spec.tcp_encap, "tcp_encap")
     if problems:
         raise InputError(problems)
@@ -221,23 +231,23 @@ def _load(path: Path, params: dict[str, str], chain: tuple[Path, ...]) -> Loaded
     return loaded
 
 
-def _extended(doc: Document, chain: tuple[Path, ...]) -> Document:
+def _extended(doc: Document, chain: tuple[Path, ...], files: dict[Path, Document]) -> Document:
     """`extends: other-scenario`: this file's keys over the other's (see deep_merge). The other
     must be valid on its own (its problems are reported in its own file); a cycle is named."""
     ref = doc.data.get("extends")
     if ref is None:
         return doc
-    parent_path = locate.named_file(str(ref), doc.path, paths.SCENARIOS) if isinstance(ref, str) else None
+    by_name = [doc.path.parent, *locate.search_path()]  # its own folder first: a catalogue file extends the catalogue's
+    parent_path = locate.named_file(str(ref), doc.path, locate.catalogue(), by_name) if isinstance(ref, str) else None
     if parent_path is None:
-        raise InputError([doc.problem(("extends",), "no such scenario to extend; allowed: a name in scenarios/ ("
-                                                    f"{', '.join(locate.scenario_names())}) or a relative .yaml path "
-                                                    "inside the scenario's folder")])
+        raise InputError([doc.problem(("extends",), "no such scenario to extend; allowed: a name in the scenario's "
+                                                    f"folder or the catalogue ({', '.join(locate.scenario_names())}) or "
+                                                    "a relative .yaml path inside the scenario's folder")])
     if parent_path.resolve() in chain or len(chain) > MAX_EXTENDS:
         names = " -> ".join(p.name for p in (*chain, parent_path.resolve()))
         raise InputError([doc.problem(("extends",), f"extends goes round in a circle ({names}) or deeper than "
                                                     f"{MAX_EXTENDS}; allowed: a chain that ends")])
-    _load(parent_path, {}, chain)
-    parent = _extended(yamlfile.load(parent_path), chain + (parent_path.resolve(),))
+    parent = _load(parent_path, {}, chain, files).doc  # valid on its own
     own = {k: v for k, v in doc.data.items() if k != "extends"}
     try:
         return yamlfile.Extended(doc, parent, deep_merge(parent.data, own))
@@ -245,7 +255,7 @@ def _extended(doc: Document, chain: tuple[Path, ...]) -> Document:
         raise InputError([doc.problem(exc.path, str(exc))]) from None
 
 
-def is_topology(path: Path) -> bool:
+def is_topology(path: Path | Document) -> bool:
     """What `lab validate` was given: a topology file has nodes and no fault."""
-    data = yamlfile.load(path).data
+    data = (path if isinstance(path, Document) else yamlfile.load(path)).data
     return "nodes" in data and "fault" not in data and "extends" not in data

@@ -102,7 +102,11 @@ IfName = matching(r"[a-zA-Z][a-zA-Z0-9_-]{0,14}", "an interface name",
 ScenarioName = matching(r"[a-z0-9][a-z0-9-]{0,47}", "a scenario name",
                         "lower-case letters, digits and '-', at most 48 characters")
 CaseFile = matching(r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*\.txt", "a case file name",
-                    "a file name in ../shared/cases such as psk.zh.txt (no folders)")
+                    "the file name of a case write-up such as psk.zh.txt (no folders)")
+# Shown as a link in the report: http(s) only (never javascript: or file:), printable ASCII
+# without spaces, quotes or angle brackets.
+WebUrl = matching(r"https?://[!#-;=?-~]{1,500}", "a web address",
+                  "http:// or https:// then at most 500 printable characters without spaces, quotes or <>")
 
 
 # -- text ---------------------------------------------------------------------------

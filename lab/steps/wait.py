@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from lab.checks import check_union, evaluate
+from lab.checks import evaluate
 from lab.errors import LabError
+from lab.schema.kinds import CHECKS
 from lab.schema.refs import Ref, nested
 from lab.steps import Step, register
 
@@ -19,7 +20,7 @@ class AwaitStep(Step):
 
     kind: Literal["await"] = "await"
     node: Literal[""] = ""  # the nodes are the check's
-    check: check_union()
+    check: CHECKS.union()
 
     def apply(self, lab: "RunningLab") -> None:
         result = evaluate(self.check, lab)
