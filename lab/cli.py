@@ -1,37 +1,98 @@
-"""`lab`: list and run scenarios.
+"""`lab`: list, validate and run scenarios, diagnose captures and logs, run a workshop.
 
-Exit codes: 0 every phase held; 1 a phase did not hold; 2 bad input (scenario or
-topology file, unknown name); 3 the lab could not be built or driven.
+Every command ends with one of the exit codes of lab.exitcodes (0 ok, 1 a verdict that did not
+hold, 2 bad input, 3 environment, 4 indeterminate, 130 interrupted). With `--json`, standard
+output is one JSON document (see `json_document`); what people read goes to standard error.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from lab.errors import LabError
+from lab import __version__
+from lab.errors import BadRequest, LabError
+from lab.exitcodes import ExitCode
 from lab.progress import Terminal, styled
-from lab.schema.errors import InputError
+from lab.schema import locate
+from lab.schema.errors import InputError, Problem
 from lab.schema.load import load_scenario
-from lab.schema.locate import scenario_names
 from lab.visible import visible, visible_lines
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LAB = 1, 2, 3
+# The shape of every --json document; raised when a field changes meaning or goes away.
+JSON_SCHEMA_VERSION = 1
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="IPsec field problems as runnable labs (Mininet + strongSwan).")
 # Everything shown is data (file names, scenario text, what the lab observed): never markup,
 # control characters written out (lab.progress.Terminal, lab.visible).
 err = Terminal(stderr=True)
+_json_command: str | None = None  # the command writing a --json document, while it runs
 
 
 def say(text: str) -> None:
     """A line of data on stdout (plain print: `lab list` keeps its tab)."""
     print(visible(text, keep="\t"))
+
+
+def json_document(command: str, code: ExitCode, **fields: Any) -> dict[str, Any]:
+    """What `--json` prints: the command, the schema's version, the exit code, then its own fields."""
+    return {"command": command, "schema_version": JSON_SCHEMA_VERSION, "lab_version": __version__,
+            "exit_code": int(code), **fields}
+
+
+def _finish_json(code: ExitCode, **fields: Any) -> None:
+    """Print the --json document of the running command and exit with `code`."""
+    print(json.dumps(json_document(_json_command or "?", code, **fields), indent=2, ensure_ascii=False))
+    raise typer.Exit(code)
+
+
+def _as_json(command: str, enabled: bool) -> bool:
+    global _json_command
+    _json_command = command if enabled else None
+    return enabled
+
+
+def _fail(code: ExitCode, message: str) -> None:
+    """One line on stderr (and the --json document), then exit."""
+    err.print(message, markup=False)
+    if _json_command:
+        _finish_json(code, error=message)
+    raise typer.Exit(code)
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"file": str(problem.file), "line": problem.line, "key": problem.key, "message": problem.message}
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"ipsec-lab {__version__}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                          help="print the version and exit")) -> None:
+    pass
+
+
+PATH = typer.Option([], "--path", help="a folder of your own scenarios, searched before the catalogue "
+                                       "(repeatable; also LAB_PATH=DIR:DIR)")
+
+
+def _search(folders: list[Path]) -> None:
+    """--path folders, then LAB_PATH's: a folder that is not one is bad input, named."""
+    locate.use_folders(folders)
+    bad = locate.bad_folders()
+    if bad:
+        _fail(ExitCode.BAD_INPUT, f"{visible(str(bad[0]))[:200]}: not a folder (--path or {locate.ENV_PATH}); "
+                                  "allowed: folders of scenario files")
 
 
 def _load(name: str, params: list[str] | None = None, deep: bool = True):
@@ -42,8 +103,7 @@ def _load(name: str, params: list[str] | None = None, deep: bool = True):
     pairs = dict(p.split("=", 1) for p in params or [] if "=" in p)
     bad = [p for p in params or [] if "=" not in p]
     if bad:
-        err.print(f"--param takes NAME=VALUE, not '{bad[0][:60]}'")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"--param takes NAME=VALUE, not '{visible(bad[0][:60])}'")
     try:
         sc = load_scenario(name, pairs)
         problems = checks.scenario_problems(sc, sc.doc) if deep else []
@@ -54,11 +114,13 @@ def _load(name: str, params: list[str] | None = None, deep: bool = True):
     return sc
 
 
-def _bad_input(problems) -> None:
+def _bad_input(problems: list[Problem]) -> None:
     err.print(styled(("invalid input", "red"), f" ({len(problems)} problem(s)); nothing was built:"))
     for problem in problems:
         err.print(styled(f"  {problem}"))
-    raise typer.Exit(EXIT_BAD_INPUT)
+    if _json_command:
+        _finish_json(ExitCode.BAD_INPUT, problems=[_problem_json(p) for p in problems])
+    raise typer.Exit(ExitCode.BAD_INPUT)
 
 
 def _need_lab_machine() -> None:
@@ -74,7 +136,10 @@ def _need_lab_machine() -> None:
         hint = preflight.install_hint(missing)
         if hint:
             err.print(hint)
-        raise typer.Exit(EXIT_LAB)
+        if _json_command:
+            _finish_json(ExitCode.ENVIRONMENT, error="this machine cannot run a lab",
+                         missing=[{"what": i.what, "detail": i.detail, "package": i.package} for i in missing])
+        raise typer.Exit(ExitCode.ENVIRONMENT)
 
 
 USER = typer.Option(None, "--user", help="root (the trainer) only: another account's lab")
@@ -88,12 +153,11 @@ def _seat(user: Optional[str]):
     if user in (None, mine):
         return Seat(mine)
     if os.geteuid() != 0:
-        err.print(f"--user {user[:32]}: only root (the trainer) acts on another account's lab; "
-                  f"allowed: your own ({mine})", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"--user {visible(user[:32])}: only root (the trainer) acts on another account's "
+                                  f"lab; allowed: your own ({mine})")
     if not _account_exists(user):
-        err.print(f"--user {user[:32]}: no such account; allowed: an account with a lab (lab status --all)")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"--user {visible(user[:32])}: no such account; allowed: an account with a lab "
+                                  "(lab status --all)")
     return Seat(user)
 
 
@@ -105,45 +169,99 @@ def _terminate_as_interrupt() -> None:
 
 
 @app.command("list")
-def list_() -> None:
-    """One scenario a line: name, then title."""
-    for name in scenario_names():
-        sc = _load(name, deep=False)
-        say(f"{name}\t{visible(sc.spec.title.en)} / {visible(sc.spec.title.zh)}")
+def list_(as_json: bool = typer.Option(False, "--json", help="one JSON document"),
+          path: list[Path] = PATH) -> None:
+    """One scenario a line: name, then title. Your folders (--path, LAB_PATH) first, then the catalogue."""
+    _as_json("list", as_json)
+    _search(path)
+    catalogue = locate.catalogue().resolve()
+    rows, broken = [], 0
+    for name, file in locate.scenario_files().items():
+        origin = "catalogue" if file.parent.resolve() == catalogue else "user"
+        try:
+            sc = load_scenario(file)
+        except InputError as exc:
+            broken += 1
+            rows.append({"name": name, "path": str(file), "origin": origin, "valid": False,
+                         "problems": [_problem_json(p) for p in exc.problems]})
+            continue
+        rows.append({"name": name, "path": str(file), "origin": origin, "valid": True,
+                     "title": sc.spec.title.model_dump(), "source": sc.spec.source.shown(),
+                     "topology": sc.spec.topology, "phases": [str(p) for p in sc.spec.phases()],
+                     "diagnosis": _declared(sc)})
+    code = ExitCode.BAD_INPUT if broken else ExitCode.OK
+    if as_json:
+        _finish_json(code, scenarios=rows)
+    for row in rows:
+        if row["valid"]:
+            say(f"{row['name']}\t{visible(row['title']['en'])} / {visible(row['title']['zh'])}"
+                + ("" if row["origin"] == "catalogue" else f"\t({row['path']})"))
+        else:
+            p = row["problems"][0]
+            say(f"{row['name']}\tINVALID: {p['file']}:{p['line'] or ''}: {p['key']}: {p['message']}"
+                + (f" (and {len(row['problems']) - 1} more: lab validate {row['path']})" if len(row["problems"]) > 1
+                   else ""))
+    raise typer.Exit(code)
+
+
+def _declared(sc) -> dict | None:
+    d = sc.spec.diagnosis
+    return {"step": d.step, "class": d.class_} if d else None
 
 
 @app.command()
-def validate(files: list[str] = typer.Argument(..., help="scenario names or files, topology files")) -> None:
+def validate(files: Optional[list[str]] = typer.Argument(None, help="scenario names or files, topology files"),
+             all_: bool = typer.Option(False, "--all", help="every scenario lab list shows, and every topology "
+                                                            "of the catalogue"),
+             strict: bool = typer.Option(False, "--strict", help="the catalogue's rules too: a declared diagnosis"),
+             as_json: bool = typer.Option(False, "--json", help="one JSON document"),
+             path: list[Path] = PATH) -> None:
     """Check scenario and topology files without building anything: every problem, with file and line."""
     from lab import validate as checks
+    from lab.nftcheck import sandbox_possible
     from lab.schema.load import is_topology, load_topology
+    from lab.schema.yamlfile import load as read_yaml
 
-    problems = []
-    for name in files:
+    _as_json("validate", as_json)
+    _search(path)
+    if all_ == bool(files):
+        _fail(ExitCode.BAD_INPUT, "name scenario or topology files, or give --all")
+    if all_:
+        files = [*locate.scenario_names(), *(str(p) for p in sorted(locate.topologies().glob("*.yaml")))]
+    results, problems = [], []
+    for name in files or []:
+        kind = "scenario"
         try:
-            path = Path(name)
-            if path.suffix in (".yaml", ".yml") and path.is_file() and is_topology(path):
-                topo, doc = load_topology(path)
+            path_ = Path(name)
+            doc = read_yaml(path_) if path_.suffix in (".yaml", ".yml") and path_.is_file() else None
+            if doc is not None and is_topology(doc):
+                kind = "topology"
+                topo, doc = load_topology(doc)
                 found = checks.topology_problems(topo, doc)
             else:
-                sc = load_scenario(name)
-                found = checks.scenario_problems(sc, sc.doc)
+                sc = load_scenario(doc if doc is not None else name)
+                found = checks.scenario_problems(sc, sc.doc) + (checks.strict_problems(sc, sc.doc) if strict else [])
         except InputError as exc:
             found = exc.problems
         problems += found
-        if not found:
+        results.append({"name": name, "kind": kind, "ok": not found, "problems": [_problem_json(p) for p in found]})
+        if not found and not as_json:
             say(f"{name}: ok")
-    from lab.nftcheck import sandbox_possible
-    if not sandbox_possible():
+    nft_checked = sandbox_possible()
+    if not nft_checked:
         err.print("note: nft rulesets and policy rules were not loaded into a throwaway namespace "
                   "(this account has no lab sandbox: lab doctor says why)")
+    code = ExitCode.BAD_INPUT if problems else ExitCode.OK
+    if as_json:
+        _finish_json(code, files=results, strict=strict, nft_checked=nft_checked)
     if problems:
         _bad_input(problems)
 
 
 @app.command()
-def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenarios/) or path to a scenario file"),
-        all_: bool = typer.Option(False, "--all", help="run every scenario in scenarios/"),
+def run(names: Optional[list[str]] = typer.Argument(None, help="scenario names (your --path folders, LAB_PATH, "
+                                                                "then the catalogue) or scenario files"),
+        all_: bool = typer.Option(False, "--all", help="run every scenario lab list shows"),
         out: Path = typer.Option(Path("results"), "--out", help="results go to OUT/NAME/"),
         param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE, a scenario parameter (repeatable)"),
         junit: Optional[Path] = typer.Option(None, "--junit", help="write JUnit XML: a testcase per scenario phase"),
@@ -153,47 +271,87 @@ def run(name: Optional[str] = typer.Argument(None, help="scenario name (scenario
         serial: bool = typer.Option(False, "--serial", help="one phase after the other, in this process"),
         shard: Optional[str] = typer.Option(None, "--shard", help="K/N: the K-th of N stable parts of --all "
                                                                   "(a CI matrix of N jobs runs each scenario once)"),
-        quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
-    """Run baseline, fault, a partial fix if the scenario has one, and fix; write OUT/NAME/result.json."""
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        as_json: bool = typer.Option(False, "--json", help="one JSON document on stdout (progress on stderr)"),
+        path: list[Path] = PATH) -> None:
+    """Run baseline, fault, a partial fix if the scenario has one, and fix; write OUT/NAME/result.json and report.html."""
     from lab import junit as junit_xml
     from lab.progress import Progress
-    from lab.run.scenarios import run_scenarios
+    from lab.run.scenarios import run_scenarios, unreplaceable
     from lab.run.scheduler import default_jobs
 
-    if all_ == (name is not None):
-        err.print("name one scenario, or give --all")
-        raise typer.Exit(EXIT_BAD_INPUT)
-    names = scenario_names() if all_ else [name]
+    _as_json("run", as_json)
+    _search(path)
+    if all_ == bool(names):
+        _fail(ExitCode.BAD_INPUT, "name one or more scenarios (names or files), or give --all")
+    names = locate.scenario_names() if all_ else list(dict.fromkeys(names))
     if shard is not None:
         names = _shard(names, shard)
     scenarios = [_load(n, param) for n in names]
-    from lab.run.scenarios import unreplaceable
+    files: dict[str, Path] = {}
+    for sc in scenarios:
+        if files.setdefault(sc.name, sc.path) != sc.path:
+            _fail(ExitCode.BAD_INPUT, f"{visible(str(sc.path))}: a second scenario named {sc.name} (the first: "
+                                      f"{visible(str(files[sc.name]))}); allowed: one scenario a name, as results go "
+                                      "to OUT/NAME")
     taken = unreplaceable([sc.name for sc in scenarios], out.resolve())
     if taken:
-        err.print(f"{taken[0]}: exists and is not the results of an earlier run (a workshop lab's folder, or "
-                  "files of yours); allowed: a new folder, or one lab run wrote. Choose another --out. Nothing was built.")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"{taken[0]}: exists and is not the results of an earlier run (a workshop lab's "
+                                  "folder, or files of yours); allowed: a new folder, or one lab run wrote. Choose "
+                                  "another --out. Nothing was built.")
     _need_lab_machine()
     _terminate_as_interrupt()
+    progress = Progress(Terminal(stderr=True) if as_json else None, quiet=quiet)
     try:
-        docs = run_scenarios(scenarios, out, Progress(quiet=quiet), hold=_hold if keep else None,
+        docs = run_scenarios(scenarios, out, progress, hold=_hold if keep else None,
                              jobs=1 if serial or keep else (jobs or default_jobs()))
     except KeyboardInterrupt:
-        err.print("interrupted; every lab was torn down")
-        raise typer.Exit(130) from None
+        _fail(ExitCode.INTERRUPTED, "interrupted; every lab was torn down")
     if junit and docs:
         junit_xml.write(docs, junit)
-    if any(p.get("error") for doc in docs for p in doc["phases"]):
-        raise typer.Exit(EXIT_LAB)
-    raise typer.Exit(0 if all(doc["passed"] for doc in docs) else EXIT_FAILED)
+    code = (ExitCode.ENVIRONMENT if any(p.get("error") for doc in docs for p in doc["phases"])
+            else ExitCode.OK if all(doc["passed"] for doc in docs) else ExitCode.FAILED)
+    if as_json:
+        _finish_json(code, passed=code == ExitCode.OK, out=str(out.resolve()),
+                     scenarios=[_run_summary(doc, out) for doc in docs])
+    if not quiet:
+        for doc in docs:
+            _undeclared(doc)
+    raise typer.Exit(code)
+
+
+def _run_summary(doc: dict, out: Path) -> dict:
+    folder = out.resolve() / doc["scenario"]
+    return {"scenario": doc["scenario"], "title": doc["title"], "passed": doc["passed"],
+            "duration_s": doc["duration_s"], "result": str(folder / "result.json"),
+            "report": str(folder / "report.html"), "declared_diagnosis": doc["diagnosis"],
+            "phases": [{"name": p["name"], "passed": p["passed"], "duration_s": p["duration_s"],
+                        "error": p.get("error"), "diagnosis": p.get("diagnosis"),
+                        "checks_passed": sum(c["passed"] for c in p["checks"]),
+                        "checks_failed": [c["name"] for c in p["checks"] if not c["passed"]]}
+                       for p in doc["phases"]]}
+
+
+def _undeclared(doc: dict) -> None:
+    """A scenario that declares no diagnosis: what `lab diagnose` named from its fault phase, as the
+    line that would declare it (lab validate --strict, and the catalogue, require one)."""
+    if doc["diagnosis"] is not None:
+        return
+    found = next((p.get("diagnosis") for p in doc["phases"] if p["name"] == "fault"), None) or {}
+    if found.get("class"):
+        say(f"{doc['scenario']} declares no diagnosis; lab diagnose named its fault phase "
+            f"{found['verdict']} at step {found['step']}: {found['class']}. To require that: "
+            f"diagnosis: {{step: {found['step']}, class: {found['class']}}}")
+    elif found:
+        say(f"{doc['scenario']} declares no diagnosis; lab diagnose found its fault phase {found['verdict']}"
+            + (f" ({found['reason']})" if found.get("reason") else ""))
 
 
 def _shard(names: list[str], spec: str) -> list[str]:
     """K/N: every N-th name of the sorted list, from the K-th on: the same split on every machine."""
     part, _, total = spec.partition("/")
     if not (part.isdigit() and total.isdigit() and 1 <= int(part) <= int(total)):
-        err.print(f"--shard {spec[:20]}: allowed: K/N with 1 <= K <= N, e.g. 2/4")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"--shard {visible(spec[:20])}: allowed: K/N with 1 <= K <= N, e.g. 2/4")
     return sorted(names)[int(part) - 1::int(total)]
 
 
@@ -218,21 +376,29 @@ def _hold(lab) -> None:
 
 
 @app.command("bench")
-def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (default: all)"),
+def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios: only the floor and these (default: "
+                                                                  "everything, the catalogue included)"),
            out: Path = typer.Option(Path("bench/bench.json"), "--out"),
            repeat: int = typer.Option(3, "--repeat", min=1),
-           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="for the catalogue run with -j")) -> None:
-    """Figures beside the floor (two gateways, IKEv2 up, one ping), measured in the same run: write them as JSON."""
+           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="for the catalogue run with -j"),
+           path: list[Path] = PATH) -> None:
+    """Figures beside the floor (two gateways, IKEv2 up, one ping), measured in the same run: write them as JSON,
+    part by part as each is measured."""
     from lab.bench import bench
     from lab.progress import Progress
     from lab.run.scheduler import default_jobs
 
-    names = names or scenario_names()
+    _search(path)
+    given = bool(names)
+    names = list(dict.fromkeys(names)) if names else locate.catalogue_names()
     for name in names:
         _load(name)
     _need_lab_machine()
     _terminate_as_interrupt()
-    doc = bench(names, out, repeat, jobs or default_jobs(), Progress())
+    try:
+        doc = bench(names, out, repeat, jobs or default_jobs(), Progress(), everything=not given)
+    except KeyboardInterrupt:
+        _fail(ExitCode.INTERRUPTED, f"interrupted; every lab was torn down; figures so far in {out}")
     base = doc["floor"]
     say(f"floor (2 gateways, IKEv2 up, one ping, teardown): " +
         (f"median {base['median_s']:.3f}s of {base['runs']}" if "median_s" in base else base["error"]))
@@ -240,22 +406,24 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
         phases = " ".join(f"{k}={v:.2f}s" for k, v in fig["phases_median_s"].items())
         say(f"{fig['scenario']:<24} median {fig['median_s']:6.2f}s  x{fig['floor_ratio']} floor  {phases}  "
             f"{'ok' if fig['passed'] else 'FAILED'}")
-    say("catalogue wall time: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
-    d = doc["diagnose"]
-    big = d[next(k for k in d if k.startswith("capture_"))]
-    log = d[next(k for k in d if k.startswith("log_"))]
-    say(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
-        f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB; "
-        f"{log['bytes'] // 1024 // 1024} MB log {log['seconds']}s, peak {log['peak_mb']} MB")
-    print(visible_lines("lab diagnose on its corpus (tests/diagnose/corpus):\n" + d["corpus"]["markdown"]))
-    for mode, rtt in doc["tunnel_rtt_ms"].items():
+    say("side by side: " + ", ".join(f"{k} {v}s" for k, v in doc["catalogue_s"].items()))
+    if "diagnose" in doc:
+        d = doc["diagnose"]
+        big = d[next(k for k in d if k.startswith("capture_"))]
+        log = d[next(k for k in d if k.startswith("log_"))]
+        say(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
+            f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB; "
+            f"{log['bytes'] // 1024 // 1024} MB log {log['seconds']}s, peak {log['peak_mb']} MB")
+        print(visible_lines("lab diagnose on its corpus (tests/diagnose/corpus):\n" + d["corpus"]["markdown"]))
+    for mode, rtt in doc.get("tunnel_rtt_ms", {}).items():
         say(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                if "avg" in rtt else rtt["error"]))
-    for r in doc["training_room"]:
+    for r in doc.get("training_room", []):
         say(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
             f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
             f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
     say(f"written: {out}")
+    raise typer.Exit(ExitCode.OK if all(f["passed"] for f in doc["scenarios"]) else ExitCode.FAILED)
 
 
 @app.command()
@@ -263,13 +431,15 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
          runs: int = typer.Option(20, "--runs", min=1, help="runs of each scenario"),
          load: bool = typer.Option(False, "--load", help="one CPU-bound process per core beside the labs"),
          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="phases at once (default: 4 per core, as memory allows)"),
-         out: Path = typer.Option(Path("results/soak.json"), "--out")) -> None:
+         out: Path = typer.Option(Path("results/soak.json"), "--out"),
+         path: list[Path] = PATH) -> None:
     """Run scenarios many times (optionally under CPU load); write pass rates and every failure as JSON."""
     from lab.progress import Progress
     from lab.run.scheduler import default_jobs
     from lab.soak import soak as run_soak
 
-    names = names or scenario_names()
+    _search(path)
+    names = names or locate.scenario_names()
     for name in names:
         _load(name)
     _need_lab_machine()
@@ -277,19 +447,19 @@ def soak(names: Optional[list[str]] = typer.Argument(None, help="scenarios (defa
     try:
         doc = run_soak(names, runs, load, jobs or default_jobs(), out, Progress())
     except KeyboardInterrupt:
-        err.print(f"interrupted; figures so far in {out}")
-        raise typer.Exit(130) from None
+        _fail(ExitCode.INTERRUPTED, f"interrupted; figures so far in {out}")
     for fig in doc["scenarios"]:
         say(f"{fig['scenario']:<24} {fig['passed']}/{fig['runs']} passed  reruns {fig['phase_reruns']}  "
             f"median {fig['median_s'] or 0:.1f}s")
     totals = doc["totals"]
     say(f"total: {totals['passed']}/{totals['runs']} passed, {totals['phase_reruns']} phase reruns; written: {out}")
+    raise typer.Exit(ExitCode.OK if totals["passed"] == totals["runs"] else ExitCode.FAILED)
 
 
 @app.command()
 def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or run folders of lab run, captures "
                                                                      "(pcap, pcapng), charon logs; - reads standard input"),
-             as_json: bool = typer.Option(False, "--json", help="one JSON object (a list for several diagnoses)"),
+             as_json: bool = typer.Option(False, "--json", help="one JSON document"),
              lang: str = typer.Option("both", "--lang", help="en, zh or both"),
              ike_port: list[int] = typer.Option([], "--ike-port", help="a non-standard IKE port (repeatable)"),
              nat_t_port: list[int] = typer.Option([], "--nat-t-port", help="a non-standard NAT-T port (repeatable)"),
@@ -298,48 +468,40 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
     """The three-step IKE triage on captures and charon logs (any dialect: file, syslog, journald, swanctl
     --log, Android, pasted lines): which step fails, which fault, for which peer, what proves it.
     Exit 0 healthy, 1 fault, 4 indeterminate, 2 bad input."""
-    import json
     import tempfile
 
     from lab.diagnose import render
     from lab.diagnose.engine import run as run_diagnosis
     from lab.diagnose.sources import STDIN, BadInput
-    from lab.visible import visible
 
+    _as_json("diagnose", as_json)
     if lang not in ("en", "zh", "both"):
-        err.print(f"--lang {visible(lang[:20])}: allowed: en, zh, both", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"--lang {visible(lang[:20])}: allowed: en, zh, both")
     bad_ports = [p for p in [*ike_port, *nat_t_port] if not 1 <= p <= 65535]
     if bad_ports:
-        err.print(f"port {bad_ports[0]}: allowed: 1 to 65535", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"port {bad_ports[0]}: allowed: 1 to 65535")
     if live:
         from lab.workshop import client
         try:
             paths = [Path(client.running(_seat(user))["artifacts"])]
         except LabError as exc:
-            err.print(visible(str(exc)), markup=False)
-            raise typer.Exit(EXIT_LAB) from None
+            _fail(ExitCode.ENVIRONMENT, visible(str(exc)))
     if not paths:
-        err.print("give one or more folders, captures or logs, - for standard input (or --live)")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, "give one or more folders, captures or logs, - for standard input (or --live)")
     if sum(str(p) == STDIN for p in paths) > 1:
-        err.print("-: standard input given more than once; allowed: at most once", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, "-: standard input given more than once; allowed: at most once")
     ports = {"ike_ports": frozenset({500, *ike_port}), "nat_t_ports": frozenset({4500, *nat_t_port})}
     with tempfile.TemporaryDirectory(prefix="ipsec-lab-diagnose-") as spool:
         try:
             diagnoses = run_diagnosis(paths, Path(spool), **ports)
         except BadInput as exc:
-            err.print(visible(f"bad input: {exc}"), markup=False)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-    if as_json:
-        docs = [render.as_json(d, lang) for d in diagnoses]
-        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
-    else:
-        print("\n\n".join(render.text(d, lang) for d in diagnoses))
+            _fail(ExitCode.BAD_INPUT, visible(f"bad input: {exc}"))
     worst = max(diagnoses, key=lambda d: {"healthy": 0, "indeterminate": 1, "fault": 2}[d.verdict])
-    raise typer.Exit(worst.exit_code)
+    code = ExitCode(worst.exit_code)
+    if as_json:
+        _finish_json(code, lang=lang, diagnoses=[render.as_json(d, lang) for d in diagnoses])
+    print("\n\n".join(render.text(d, lang) for d in diagnoses))
+    raise typer.Exit(code)
 
 
 @app.command("merge")
@@ -350,15 +512,13 @@ def merge_(shards: list[Path] = typer.Argument(..., help="the --out folders of l
 
     missing = [s for s in shards if not s.is_dir()]
     if missing:
-        err.print(f"{missing[0]}: not a folder; allowed: folders written by lab run --out")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"{visible(str(missing[0]))}: not a folder; allowed: folders written by lab run --out")
     try:
         docs = merge(shards, out)
     except ValueError as exc:
-        err.print(str(exc))
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _fail(ExitCode.BAD_INPUT, visible(str(exc)))
     say(f"{sum(d['passed'] for d in docs)}/{len(docs)} scenarios passed; {out}/index.html, {out}/junit.xml")
-    raise typer.Exit(0 if docs and all(d["passed"] for d in docs) else EXIT_FAILED)
+    raise typer.Exit(ExitCode.OK if docs and all(d["passed"] for d in docs) else ExitCode.FAILED)
 
 
 @app.command()
@@ -375,7 +535,7 @@ def doctor() -> None:
     if missing:
         hint = preflight.install_hint(missing)
         out.print(f"{len(missing)} missing." + (f" {hint}" if hint else ""))
-        raise typer.Exit(EXIT_LAB)
+        raise typer.Exit(ExitCode.ENVIRONMENT)
     out.print("everything the lab needs is here")
 
 
@@ -402,22 +562,25 @@ def _texts(text, lang: str) -> list[str]:
 
 
 def _workshop(fn):
-    """Workshop commands report lab problems as one clear line and exit 3."""
+    """Workshop commands report a problem as one clear line: a node or hint the lab does not have
+    is bad input (exit 2); no lab running, or one that does not answer, is the environment (3)."""
     from functools import wraps
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except BadRequest as exc:
+            _fail(ExitCode.BAD_INPUT, visible(str(exc)))
         except LabError as exc:
-            err.print(str(exc))
-            raise typer.Exit(EXIT_LAB) from None
+            _fail(ExitCode.ENVIRONMENT, visible(str(exc)))
     return wrapper
 
 
 @app.command()
 @_workshop
 def start(name: str = typer.Argument(..., help="scenario name or file"),
+          path: list[Path] = PATH,
           lang: str = typer.Option("both", "--lang", help="en, zh or both"),
           param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
           out: Path = typer.Option(Path("results/workshop"), "--out",
@@ -427,6 +590,7 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
     """Build the scenario's lab with its fault in place and leave it running (one per account)."""
     from lab.workshop import client
 
+    _search(path)
     sc = _load(name, param)
     _need_lab_machine()
     if for_ is not None:
@@ -458,14 +622,12 @@ def _start_for(accounts: str, name: str, sc, lang: str, params: list[str], out: 
     import subprocess
 
     if os.geteuid() != 0:
-        err.print("--for: only root (the trainer) starts labs for other accounts")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, "--for: only root (the trainer) starts labs for other accounts")
     names = [a for a in accounts.split(",") if a]
     unknown = [a for a in names if not _account_exists(a)]
     if unknown or not names:
-        err.print(f"--for: no account {unknown[0][:32] if unknown else '(none given)'}; allowed: existing "
-                  "accounts, comma-separated", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, f"--for: no account {visible(unknown[0][:32]) if unknown else '(none given)'}; "
+                                  "allowed: existing accounts, comma-separated")
     scenario = str(sc.path) if Path(name).suffix in (".yaml", ".yml") else name
     failed = 0
     for account in names:
@@ -478,7 +640,7 @@ def _start_for(accounts: str, name: str, sc, lang: str, params: list[str], out: 
         say(f"{account}: " + ("started" if proc.returncode == 0 else "FAILED") + (f": {first[0]}" if first else ""))
     print()
     _brief(sc, lang)
-    raise typer.Exit(EXIT_LAB if failed else 0)
+    raise typer.Exit(ExitCode.ENVIRONMENT if failed else ExitCode.OK)
 
 
 def _account_exists(name: str) -> bool:
@@ -520,11 +682,16 @@ def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (de
 
 @app.command()
 @_workshop
-def check(user: Optional[str] = USER) -> None:
+def check(user: Optional[str] = USER,
+          as_json: bool = typer.Option(False, "--json", help="one JSON document")) -> None:
     """Grade the running lab with the scenario's healthy checks: exit 0 healthy, 1 not yet."""
     from lab.workshop import client
 
+    _as_json("check", as_json)
     report = client.request(_seat(user), "check")
+    code = ExitCode.OK if report["passed"] else ExitCode.FAILED
+    if as_json:
+        _finish_json(code, **report)
     for step in report["retried"]:
         say(f"  retried: {step}")
     for c in report["checks"]:
@@ -532,22 +699,28 @@ def check(user: Optional[str] = USER) -> None:
         say(f"       observed: {c['observed']}")
     say(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}"
         f"  (report: {report['report']})")
-    raise typer.Exit(0 if report["passed"] else EXIT_FAILED)
+    raise typer.Exit(code)
 
 
 @app.command()
 def status(user: Optional[str] = USER,
            all_: bool = typer.Option(False, "--all", help="root (the trainer) only: every account's lab, "
                                                           "also as an HTML page"),
-           html_out: Path = typer.Option(Path("results/workshop/status.html"), "--html")) -> None:
+           html_out: Path = typer.Option(Path("results/workshop/status.html"), "--html"),
+           as_json: bool = typer.Option(False, "--json", help="one JSON document")) -> None:
     """What workshop labs are running."""
     from lab.workshop import state, status as room
 
+    _as_json("status", as_json)
     if all_ and os.geteuid() != 0:
-        err.print("--all: only root (the trainer) sees every account's lab; without it: your own")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        _fail(ExitCode.BAD_INPUT, "--all: only root (the trainer) sees every account's lab; without it: your own")
     seats = state.seats() if all_ else [_seat(user)]
     rows = [r for r in (room.row(seat) for seat in seats) if r is not None]
+    if as_json:
+        if all_:
+            html_out.parent.mkdir(parents=True, exist_ok=True)
+            html_out.write_text(room.page(rows))
+        _finish_json(ExitCode.OK, labs=rows, **({"page": str(html_out)} if all_ else {}))
     if not rows:
         print("no workshop lab is running" + ("" if all_ else f" for {seats[0].account}"))
         return
@@ -574,4 +747,4 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)

@@ -14,6 +14,11 @@ class LabError(RuntimeError):
     """The lab could not be built or driven; this is never a scenario verdict."""
 
 
+class BadRequest(LabError):
+    """A command asked a running lab for what it does not have (a node, a hint): bad input, not
+    a lab that failed."""
+
+
 def exit_reason(*outputs: Path) -> str:
     """The last lines of a dead daemon's output files that say why (else its last lines), joined
     into one line for the phase error and the terminal."""

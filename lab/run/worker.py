@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lab import sandbox
+from lab.exitcodes import ExitCode
 from lab.sandbox import kernel
-
-EXIT_INTERRUPTED, EXIT_NO_SANDBOX = 130, 3
 
 
 class SandboxedChild:
@@ -145,10 +144,10 @@ def _child(parent: int, target: Callable[..., Any], args: tuple, writable: tuple
                 except Exception:  # not picklable: its text at least
                     pickle.dump(("raised", RuntimeError(repr(outcome[1])[:2000]), outcome[2]), stream)
     except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
+        code = ExitCode.INTERRUPTED
     except sandbox.SandboxUnavailable as exc:
         print(f"no sandbox for the lab: {exc}", file=sys.stderr)
-        code = EXIT_NO_SANDBOX
+        code = ExitCode.ENVIRONMENT
     except BaseException:  # the parent reports the exit; the reason is in the output
         traceback.print_exc()
     finally:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabError
+from lab.errors import BadRequest, LabError
 from lab.sandbox import join_argv
 from lab.sandbox.identity import hand_to_lab
 from lab.schema.load import LoadedScenario
@@ -104,7 +104,7 @@ def shell(seat: Seat, node: str, command: list[str]) -> None:
     """Replaces this process: a shell (or one command) in the node, inside the lab's sandbox."""
     current = running(seat)
     if node not in current["nodes"]:
-        raise LabError(f"no node '{node}'; nodes: {', '.join(current['nodes'])}")
+        raise BadRequest(f"no node '{node}'; allowed: {', '.join(current['nodes'])}")
     env = [f"{k}={v}" for k, v in current["env"].get(node, {}).items()]
     argv = command or ["bash", "--norc", "-i"]
     enter = [*join_argv(current["pid"]), "mnexec", "-a", str(current["nodes"][node]),
@@ -117,9 +117,9 @@ def next_hint(seat: Seat, sc: LoadedScenario, number: int | None) -> tuple[int, 
     hints = sc.spec.hints
     if not hints:
         raise LabError(f"{sc.name} has no hints")
-    n = number or min(current["hints_shown"] + 1, len(hints))
+    n = number if number is not None else min(current["hints_shown"] + 1, len(hints))
     if not 1 <= n <= len(hints):
-        raise LabError(f"hints go from 1 to {len(hints)}")
+        raise BadRequest(f"no hint {n}; allowed: 1 to {len(hints)}")
     seat.update(hints_shown=max(current["hints_shown"], n))
     return n, hints[n - 1]
 
