@@ -1,12 +1,12 @@
-"""Where the public field data is (captures and strongSwan's own failure tests, made by nobody
-here): beside the checkout in ../shared/field-data, as on this project's machine; a checkout made
-elsewhere (a clone in a temporary folder) finds the machine's /work/shared/field-data, and
-IPSEC_LAB_FIELD_DATA names any other place."""
-import os
+"""The public field data the tests read (captures, and strongSwan's own failure tests; made by
+nobody here): tests/data, part of the repository, with the origin and licence of every file in
+tests/data/SOURCES. A checkout without it (an sdist cut down, a sparse clone) skips the tests
+that read it, saying so."""
 from pathlib import Path
 
-from tests import repo
+import pytest
 
-PLACES = [repo.ROOT.parent / "shared" / "field-data", Path("/work/shared/field-data")]
-FIELD = (Path(os.environ["IPSEC_LAB_FIELD_DATA"]) if os.environ.get("IPSEC_LAB_FIELD_DATA")
-         else next((place for place in PLACES if place.is_dir()), PLACES[0]))
+FIELD = Path(__file__).resolve().parent / "data"
+NEEDED = pytest.mark.skipif(not (FIELD / "captures").is_dir() or not (FIELD / "strongswan-tests").is_dir(),
+                            reason=f"the public field data is not in this checkout ({FIELD}: see tests/data/SOURCES "
+                                   "in the repository)")

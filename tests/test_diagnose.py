@@ -10,12 +10,12 @@ import pytest
 
 from tests import repo
 from lab.diagnose.engine import run
-from tests.field_data import FIELD
+from tests.field_data import FIELD, NEEDED
 
 HERE = Path(__file__).parent / "diagnose"
 LAB = [sys.executable, "-m", "lab"]
 
-# strongSwan's failure tests (field-data/strongswan-tests): the class their asserted log lines make
+# strongSwan's failure tests (tests/data/strongswan-tests): the class their asserted log lines make
 STRONGSWAN = {
     "ikev2-net2net-psk-fail": (3, "psk-mismatch"),
     "ikev1-net2net-psk-fail": (3, "psk-mismatch"),  # decryption failed, never AUTHENTICATION_FAILED
@@ -37,6 +37,7 @@ def _bre(pattern: str) -> str:
     return pattern.replace('\\"', '"').replace("(", r"\(").replace(")", r"\)")
 
 
+@NEEDED
 @pytest.mark.parametrize("test", sorted(STRONGSWAN))
 def test_strongswan_failure_tests(test):
     logs = HERE / "strongswan" / test
@@ -172,7 +173,7 @@ def test_cli_text_json_and_exit_codes(tmp_path):
     out = _cli(str(logs))
     assert out.returncode == 1 and "psk-mismatch" in out.stdout and "MAC mismatched" in out.stdout
     assert "第 3 步" in out.stdout and "step 3" in out.stdout
-    doc = json.loads(_cli(str(logs), "--json").stdout)
+    [doc] = json.loads(_cli(str(logs), "--json").stdout)["diagnoses"]  # lab's one JSON document
     assert {"verdict", "step", "class", "evidence", "ruled_out", "next"} <= set(doc)
     assert doc["class"] == "psk-mismatch" and set(doc["next"]) == {"en", "zh"}
     zh = _cli(str(logs), "--lang", "zh")
@@ -194,7 +195,7 @@ def test_cli_refuses_a_file_that_is_neither(tmp_path):
     assert out.returncode == 2 and "neither a capture" in out.stderr
 
 
-# Every public capture (field-data/captures), with the verdict an engineer signs for it
+# Every public capture (tests/data/captures), with the verdict an engineer signs for it
 # (the reasoning per file: the study of the captures, packet by packet).
 FIELD_VERDICTS = {
     "openswan__lp08-parentR1__parentR1notify.pcap": ("fault", "invalid-ke"),  # two INVALID_KE answers, nothing after
@@ -215,11 +216,13 @@ FIELD_VERDICTS = {
 }
 
 
+@NEEDED
 def test_every_field_capture_is_covered():
     on_disk = {p.name for p in (FIELD / "captures").iterdir() if p.suffix in (".pcap", ".cap", ".pcapng")}
     assert on_disk == set(FIELD_VERDICTS)
 
 
+@NEEDED
 @pytest.mark.parametrize("name", sorted(FIELD_VERDICTS))
 def test_field_captures(name):
     [found] = run([FIELD / "captures" / name])

@@ -93,12 +93,12 @@ def test_a_huge_capture_json_is_not_read(tmp_path):
         f.truncate(1 << 30)
     out, seconds, mb = _cli(str(pcap), "--json")
     _bounded(out, seconds, mb, codes=(4,))
-    assert json.loads(out.stdout)["inputs"]["captures"][0]["where"] == "wan.pcap"
+    assert json.loads(out.stdout)["diagnoses"][0]["inputs"]["captures"][0]["where"] == "wan.pcap"
 
 
 def test_standard_input(tmp_path):
     out, _, _ = _cli("-", "--json", stdin=PSK_HQ.read_bytes())
-    doc = json.loads(out.stdout)
+    [doc] = json.loads(out.stdout)["diagnoses"]
     assert out.returncode == 1 and doc["class"] == "psk-mismatch"
     assert all(e["file"] == "-" for e in doc["evidence"] if e["kind"] == "log")
 
@@ -131,9 +131,9 @@ def test_no_raw_escape_reaches_the_terminal(tmp_path, args):
 
 def test_json_honours_the_language():
     out, _, _ = _cli(str(PSK_HQ), "--json", "--lang", "zh")
-    doc = json.loads(out.stdout)
+    [doc] = json.loads(out.stdout)["diagnoses"]
     assert doc["title"] == "预共享密钥不一致" and isinstance(doc["next"], str)
-    both = json.loads(_cli(str(PSK_HQ), "--json")[0].stdout)
+    [both] = json.loads(_cli(str(PSK_HQ), "--json")[0].stdout)["diagnoses"]
     assert set(both["title"]) == {"en", "zh"}
 
 

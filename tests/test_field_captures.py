@@ -1,14 +1,14 @@
-"""The decoder on public captures nobody here made (field-data/captures, tests/field_data.py): each is read
-without exception, and shows the facts an engineer reads in it (the study of these files:
-/work/research/field-data/captures.md and decoding-traps.md; "#n" is the record number)."""
+"""The decoder on public captures nobody here made (tests/data/captures, sources in tests/data/SOURCES): each
+is read without exception, and shows the facts an engineer reads in it, packet by packet ("#n" is the
+record number)."""
 
 import pytest
 
 from lab.capture import packets
-from tests.field_data import FIELD as FIELD_DATA
+from tests.field_data import FIELD as FIELD_DATA, NEEDED
 
 FIELD = FIELD_DATA / "captures"
-pytestmark = pytest.mark.skipif(not FIELD.is_dir(), reason="the field captures are not on this machine")
+pytestmark = NEEDED
 RECORDS = {  # records per file, per the study
     "openswan__lp08-parentR1__parentR1notify.pcap": 2, "suricata-verify__IKEv2_SA_INIT_2-8-weak.pcap": 1,
     "tcpdump__ISAKMP_sa_setup.pcap": 9, "tcpdump__espudp1.pcap": 8, "tcpdump__ikev2four.pcap": 21,
