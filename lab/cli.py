@@ -190,6 +190,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="one JSON document"
                      "topology": sc.spec.topology, "phases": [str(p) for p in sc.spec.phases()],
                      "diagnosis": _declared(sc)})
     code = ExitCode.BAD_INPUT if broken else ExitCode.OK
+    if broken:
+        err.print(f"{broken} scenario file(s) not valid: " + ", ".join(r["path"] for r in rows if not r["valid"])
+                  + " (lab validate FILE says why)", markup=False)
     if as_json:
         _finish_json(code, scenarios=rows)
     for row in rows:
@@ -339,12 +342,12 @@ def _undeclared(doc: dict) -> None:
         return
     found = next((p.get("diagnosis") for p in doc["phases"] if p["name"] == "fault"), None) or {}
     if found.get("class"):
-        say(f"{doc['scenario']} declares no diagnosis; lab diagnose named its fault phase "
-            f"{found['verdict']} at step {found['step']}: {found['class']}. To require that: "
-            f"diagnosis: {{step: {found['step']}, class: {found['class']}}}")
+        say(f"{doc['scenario']} declares no diagnosis. From its fault phase lab diagnose names step {found['step']}, "
+            f"{found['class']}; to require that, add: diagnosis: {{step: {found['step']}, class: {found['class']}}}")
     elif found:
-        say(f"{doc['scenario']} declares no diagnosis; lab diagnose found its fault phase {found['verdict']}"
-            + (f" ({found['reason']})" if found.get("reason") else ""))
+        reason = found.get("reason") or {}
+        say(f"{doc['scenario']} declares no diagnosis. From its fault phase lab diagnose finds it {found['verdict']}"
+            + (f": {reason.get('en', reason)}" if reason else "") + ".")
 
 
 def _shard(names: list[str], spec: str) -> list[str]:

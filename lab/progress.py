@@ -9,6 +9,8 @@ written and an escape sequence in a check name does nothing.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +29,21 @@ class Terminal(Console):
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(visible_lines(text), **{**kwargs, "markup": False, "emoji": False})
+
+
+# Where the command was started: its workers change folder (a sandbox starts in /), and what the
+# terminal prints must run from here.
+_STARTED_IN = os.getcwd()
+
+
+def here(path: Path | str) -> str:
+    """`path` as the person at the terminal names it: relative to where the command was started
+    when it lies below that folder, else absolute."""
+    absolute = Path(os.path.abspath(os.path.join(_STARTED_IN, path)))
+    try:
+        return str(absolute.relative_to(_STARTED_IN)) or "."
+    except ValueError:
+        return str(absolute)
 
 
 def styled(*parts: str | tuple[str, str]) -> Text:
@@ -50,8 +67,10 @@ class Progress:
             self.console.print(styled("  ", (name, "bold cyan"), " ", what))
 
     def step(self, text: str) -> None:
+        """A step as its Linux commands, its body included (an nft ruleset, a heredoc): every line,
+        indented under the first."""
         if not self.quiet:
-            self.console.print(styled((f"    {text}", "dim")))
+            self.console.print(Text("    " + visible_lines(text).replace("\n", "\n        "), style="dim"))
 
     def waiting(self, phase: str, title: str, elapsed: float, window: float) -> None:
         """A live line while a check polls; only on a terminal."""
@@ -73,8 +92,8 @@ class Progress:
         mark = ("PASS", "green") if result.passed else ("FAIL", "red")
         self.console.print(styled("    ", mark, f" {result.name}  ({result.mode}, {result.duration_s:.1f}s)"))
         self.console.print(styled(f"         observed: {result.observed}"))
-        if result.linux:
-            self.console.print(styled((f"         $ {result.linux}", "dim")))
+        if result.shown or result.linux:
+            self.console.print(styled((f"         $ {result.shown or result.linux}", "dim")))
 
     def retry(self, phase: str, what: str, attempt: int, attempts: int) -> None:
         if not self.quiet:
@@ -95,11 +114,13 @@ class Progress:
         if error:  # an error can hold a command's output: its lines stay lines, indented under the phase
             self.console.print(Text("    " + visible_lines(error).replace("\n", "\n    ")))
 
-    def verdict(self, name: str, passed: bool, duration: float, result_path: str) -> None:
+    def verdict(self, name: str, passed: bool, duration: float, folder: Path) -> None:
+        """The scenario's outcome, ending with its report (result.json beside it)."""
         if self.quiet:
             return
         verdict = ("PASSED", "bold green") if passed else ("FAILED", "bold red")
-        self.console.print(styled(name, " ", verdict, f" ({duration:.1f}s); result: {result_path}"))
+        self.console.print(styled(name, " ", verdict, f" ({duration:.1f}s); result: {here(folder / 'result.json')}; "
+                                                      f"report: {here(folder / 'report.html')}"))
 
 
 class EventProgress(Progress):

@@ -20,7 +20,7 @@ class Flip(Check):
     def expectation(self) -> str:
         return "flip"
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         return "true"
 
     def probe(self, lab) -> Probe:

@@ -74,7 +74,7 @@ def test_titles_and_check_names_print_as_written():
     progress.check(CheckResult(name=MARKUP + SEQUENCES, kind="log", expect=MARKUP, passed=False,
                                observed=SEQUENCES, duration_s=0.1, mode="eventually", linux=SEQUENCES))
     progress.phase_done("fault", False, 1.0, f"charon died:\n{SEQUENCES}\nPASSED")
-    progress.verdict("s", False, 1.0, f"/tmp/{SEQUENCES}/result.json")
+    progress.verdict("s", False, 1.0, Path(f"/tmp/{SEQUENCES}"))
     out = buffer.getvalue()
     assert ESC not in out and "\r" not in out and out.count(MARKUP) >= 3
     assert "\nPASSED" not in out  # an error's lines are indented under its phase, never a line of their own
@@ -119,11 +119,10 @@ def test_list_shows_names_and_problems_without_escapes(tmp_path, monkeypatch):
     (tmp_path / "psk-mismatch.yaml").write_text((repo.SCENARIOS / "psk-mismatch.yaml").read_text())
     (tmp_path / "hostile-terminal.yaml").write_text(_scenario(title=MARKUP))
     (tmp_path / f"x{SEQUENCES}.yaml").write_text(_scenario(title=MARKUP))
-    monkeypatch.setattr(paths, "SCENARIOS", tmp_path)
-    result = CliRunner().invoke(app, ["list"])
+    result = CliRunner().invoke(app, ["list", "--path", str(tmp_path)])
     assert ESC not in result.output and "\r" not in result.output, result.output
     assert f"hostile-terminal\t{MARKUP} / {MARKUP}" in result.output  # the title as written
-    assert result.exit_code == 2 and "no scenario 'x\\x1b]52" in result.output
+    assert result.exit_code == 2 and "x\\x1b]52" in result.output and "INVALID" in result.output
 
 
 def test_params_and_account_names_from_the_command_line_are_written_out():

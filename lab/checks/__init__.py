@@ -45,7 +45,8 @@ class CheckResult:
     duration_s: float
     mode: str
     measured: dict | None = None
-    linux: str = ""  # the command an engineer runs to observe the same thing
+    linux: str = ""  # the command an engineer runs to observe the same thing, in the phase's folder
+    shown: str = ""  # the same command as the terminal shows it: runnable from where lab run was started
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,8 +62,10 @@ class Check(FileModel):
     - `eventually()`: True when the expectation is positive (passes as soon as a probe holds),
       False when it is negative (every probe of the window must hold);
     - `expectation()`: the expectation in words (the title when the file gives no `name`);
-    - `linux()`: the command an engineer runs to observe the same thing by hand, runnable
-      from the phase's folder (a file it reads is named relative to it);
+    - `linux(folder)`: the command an engineer runs to observe the same thing by hand; a file
+      it reads (a pcap, a log) is named inside `folder` ("": the phase's folder itself, as
+      result.json and the report show it; the terminal gives the folder as seen from where
+      `lab run` was started, so the command runs from there);
     - `begin()`: called as an evaluation starts, for a check that judges only what happens
       in its own window (default: nothing);
     - `refs()`: what it names (nodes, captures, monitors, SAs), checked by `lab validate`
@@ -90,7 +93,7 @@ class Check(FileModel):
     def expectation(self) -> str:
         raise NotImplementedError
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         raise NotImplementedError
 
     def probe(self, lab: "RunningLab") -> Probe:
@@ -108,10 +111,11 @@ class Check(FileModel):
 
 
 def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float], None] | None = None,
-             window: float | None = None, abandon: threading.Event | None = None) -> CheckResult:
+             window: float | None = None, abandon: threading.Event | None = None, folder: str = "") -> CheckResult:
     """Poll `check` until it is decided; `on_probe(elapsed, window)` feeds progress output.
     `window`: observe a negative check that long instead of its own `within` (see `observe`).
-    `abandon`: once set, stop polling (undecided, so not passed): the phase is being stopped."""
+    `abandon`: once set, stop polling (undecided, so not passed): the phase is being stopped.
+    `folder`: the phase's folder as the terminal names it (CheckResult.shown)."""
     window = check.within if window is None else window
     abandon = abandon or threading.Event()
     start = time.monotonic()
@@ -134,11 +138,11 @@ def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float],
                        passed=passed, observed=probe.observed,
                        duration_s=round(time.monotonic() - start, 3),
                        mode="eventually" if eventually else f"throughout {window:g}s",
-                       measured=probe.measured, linux=check.linux())
+                       measured=probe.measured, linux=check.linux(), shown=check.linux(folder))
 
 
 def observe(checks: list[Check], lab: "RunningLab",
-            on_probe: Callable[[Check, float, float], None] | None = None) -> Iterator[CheckResult]:
+            on_probe: Callable[[Check, float, float], None] | None = None, folder: str = "") -> Iterator[CheckResult]:
     """Every check's result, in order: each as it is decided, a group's once the group is over.
 
     Negative checks that follow each other are observed together, over the longest of their
@@ -159,11 +163,11 @@ def observe(checks: list[Check], lab: "RunningLab",
                 return None
             return lambda elapsed, window: on_probe(check, elapsed, window)
         if len(group) == 1:
-            yield evaluate(shown, lab, report(shown))
+            yield evaluate(shown, lab, report(shown), folder=folder)
             continue
         window, abandon = shown.within, threading.Event()
         with ThreadPoolExecutor(max_workers=len(group)) as pool:
-            futures = [pool.submit(evaluate, c, lab, report(c), window, abandon) for c in group]
+            futures = [pool.submit(evaluate, c, lab, report(c), window, abandon, folder) for c in group]
             try:
                 for finished in as_completed(futures):
                     finished.result()  # the first error raises here, as it happens

@@ -1,6 +1,7 @@
 """Assertions over a phase's capture: which packets crossed an interface, and which way."""
 from __future__ import annotations
 
+import os
 import shlex
 from typing import TYPE_CHECKING, Literal
 
@@ -83,10 +84,11 @@ class CaptureCheck(Check):
             count = f" with {self.min_count}+ distinct {self.count_distinct}"
         return f"capture {self.capture}: {self.describe_match()} {self.expect}{count}"
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         shown = f" {shlex.quote(self.filter)}" if self.filter else ""
         note = "  # IKE decoded" if self.ike else "  # only ESP (in UDP, or framed in TCP)" if self.esp else ""
-        return f"tcpdump -n -e -r {self.capture}.pcap{shown}" + (" -v" if self.ike else "") + note
+        pcap = shlex.quote(os.path.join(folder, f"{self.capture}.pcap"))
+        return f"tcpdump -n -e -r {pcap}{shown}" + (" -v" if self.ike else "") + note
 
     def probe(self, lab: "RunningLab") -> Probe:
         capture = lab.capture(self.capture)

@@ -68,7 +68,7 @@ class CommandCheck(Check):
         status = f", exit {self.exit}" if self.exit is not None else ""
         return f"[{self.node}] {' '.join(self.argv)}: /{self.pattern}/ {self.expect}{count if self.expect == 'present' else ''}{status}"
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         return f"[{self.node}] {shlex.join(self.argv)} | grep -E {shlex.quote(self.pattern)}"
 
     def probe(self, lab: "RunningLab") -> Probe:

@@ -60,7 +60,7 @@ class DownloadCheck(Check):
         return ["curl", "--silent", "--output", "/dev/null", "--max-time", f"{seconds:g}", "--write-out",
                 WRITE_OUT, self.url]
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         return f"[{self.from_}] " + shlex.join(self.argv())
 
     def probe(self, lab: "RunningLab") -> Probe:

@@ -1,6 +1,7 @@
 """A regular expression over a node's charon log (this phase's log only)."""
 from __future__ import annotations
 
+import os
 import shlex
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -42,9 +43,9 @@ class LogCheck(Check):
             count = f" x{self.min_count}" + (f"..{self.max_count}" if self.max_count else "+")
         return f"{self.node} {self.source} log {self.expect}: /{self.pattern}/{count}"
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         log = f"{self.node}.relay.log" if self.source == "relay" else f"{self.node}.charon.log"
-        return f"grep -E {shlex.quote(self.pattern)} {log}"
+        return f"grep -E {shlex.quote(self.pattern)} {shlex.quote(os.path.join(folder, log))}"
 
     def probe(self, lab: "RunningLab") -> Probe:
         import re2

@@ -1,6 +1,8 @@
 """How long traffic stopped, from a `monitor` step's steady pings over the whole phase."""
 from __future__ import annotations
 
+import os
+import shlex
 import time
 from typing import TYPE_CHECKING, Literal
 
@@ -41,8 +43,9 @@ class OutageCheck(Check):
             return f"traffic {self.monitor}: an outage of {self.at_least:g} s or more, then recovery"
         return f"traffic {self.monitor}: no outage over {self.at_most:g} s"
 
-    def linux(self) -> str:
-        return f"grep -E 'no answer yet|icmp_seq' {self.monitor}.ping.log  # ping -O -D of the monitor step"
+    def linux(self, folder: str = "") -> str:
+        log = shlex.quote(os.path.join(folder, f"{self.monitor}.ping.log"))
+        return f"grep -E 'no answer yet|icmp_seq' {log}  # ping -O -D of the monitor step"
 
     def probe(self, lab: "RunningLab") -> Probe:
         monitor = lab.monitors[self.monitor]

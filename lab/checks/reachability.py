@@ -50,7 +50,7 @@ class PingCheck(Check):
     def argv(self) -> list[str]:
         return ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to]
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         return f"[{self.from_}] " + " ".join(self.argv())
 
     def probe(self, lab: "RunningLab") -> Probe:

@@ -56,7 +56,7 @@ class TunnelCheck(Check):
             f" {name} {bound.text()}" for name, bound in self.counters.items())
         return f"tunnel {what} {self.expect}{ts}{extra}"
 
-    def linux(self) -> str:
+    def linux(self, folder: str = "") -> str:
         return f"[{self.node}] swanctl --list-sas --ike {self.ike}"
 
     def probe(self, lab: "RunningLab") -> Probe:

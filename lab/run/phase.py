@@ -21,8 +21,9 @@ from lab.capture.tcpdump import kernel_drops
 from lab.checks import CheckResult, observe
 from lab.errors import LabError
 from lab.run.lab import RunningLab
-from lab.progress import Progress
+from lab.progress import Progress, here
 from lab.schema.load import LoadedScenario
+from lab.schema.scenario import Phase
 
 MAX_ATTEMPTS = 3
 
@@ -51,11 +52,11 @@ class PhaseResult:
         return out
 
 
-def phase_steps(sc: LoadedScenario, phase: str) -> list[tuple[str, object]]:
+def phase_steps(sc: LoadedScenario, phase: Phase) -> list[tuple[str, object]]:
     return [(section, step) for section in sc.spec.sections(phase) for step in sc.spec.steps(section)]
 
 
-def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
+def run_phase(sc: LoadedScenario, phase: Phase, phase_dir: Path, run_id: str, progress: Progress,
               checks=None, label: str | None = None, hold: Callable[[RunningLab], None] | None = None) -> PhaseResult:
     """Build a lab, apply the phase's steps, evaluate `checks` (default: the phase's own), tear down.
     `hold(lab)` runs before the teardown of a phase that did not hold (`lab run --keep`).
@@ -77,14 +78,14 @@ def run_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, prog
         if not lost:
             break
         what = ", ".join(f"capture {name} lost {n} packets" for name, n in lost.items())
-        retried.append(f"attempt {attempt}: {what} (kernel drops); its checks were not evidence")
+        retried.append(f"Attempt {attempt}: {what} (kernel drops), so its checks were not evidence.")
         progress.retry(label, what, attempt, MAX_ATTEMPTS)
     else:
         result.passed = False
         result.error = (f"every attempt ({MAX_ATTEMPTS}) lost captured packets that checks read: "
                         f"no verdict on what was lost ({what})")
     result.attempts = attempt
-    result.notes = retried + result.notes + [f"capture {name}: tcpdump lost {count} packets (kernel drops)"
+    result.notes = retried + result.notes + [f"Capture {name}: tcpdump lost {count} packets (kernel drops)."
                                              for name, count in kernel_drops(phase_dir).items()]
     result.diagnosis = diagnose_phase(phase_dir)
     result.duration_s = round(time.monotonic() - started, 3)
@@ -103,16 +104,17 @@ def diagnose_phase(phase_dir: Path) -> dict:
     return {key: found[key] for key in ("verdict", "step", "class", "reason")} | {"evidence": found["evidence"][:3]}
 
 
-def _attempt(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress, checks,
+def _attempt(sc: LoadedScenario, phase: Phase, phase_dir: Path, run_id: str, progress: Progress, checks,
              label: str, hold: Callable[[RunningLab], None] | None) -> PhaseResult:
     result = PhaseResult(label, False, 0.0)
     try:
         with RunningLab(sc, phase_dir, run_id) as lab:
             for section, step in phase_steps(sc, phase):
-                progress.step(f"{section}: {step.linux()}".splitlines()[0])
+                progress.step(f"{section}: {step.linux()}")
                 step.apply(lab)
                 result.steps.append({"section": section, "kind": step.kind, "linux": step.linux()})
-            for outcome in observe(checks, lab, lambda c, e, w: progress.waiting(label, c.title(), e, w)):
+            for outcome in observe(checks, lab, lambda c, e, w: progress.waiting(label, c.title(), e, w),
+                                   folder=here(phase_dir)):
                 progress.check(outcome)
                 result.checks.append(outcome)
             result.notes = [o for c in lab_charons(lab) for o in c.outcomes]

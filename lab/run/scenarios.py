@@ -25,10 +25,11 @@ from lab.run.phase import run_phase
 from lab.run.worker import SandboxedChild, WorkerFailed, call
 from lab.sandbox.identity import hand_to_lab
 from lab.schema.load import LoadedScenario
+from lab.schema.scenario import Phase
 
-PHASE_HEADERS = {"baseline": "(no fault: healthy expected)", "fault": "(fault: every symptom expected)",
-                 "partial": "(fault + a fix that is not enough: its expectations)",
-                 "fix": "(fault + fix: healthy expected)"}
+PHASE_HEADERS = {Phase.BASELINE: "(no fault: healthy expected)", Phase.FAULT: "(fault: every symptom expected)",
+                 Phase.PARTIAL: "(fault + a fix that is not enough: its expectations)",
+                 Phase.FIX: "(fault + fix: healthy expected)"}
 PKI_AT_ONCE = os.cpu_count() or 1  # RSA 4096 keys take seconds of one core each
 
 
@@ -164,7 +165,7 @@ def _serial(sc: LoadedScenario, out: Path, progress: Progress, hold) -> dict:
     return _finish(sc, scenario_dir, run_id, started, results, progress, len(phases))
 
 
-def _serial_phase(sc: LoadedScenario, phase: str, phase_dir: Path, run_id: str, progress: Progress,
+def _serial_phase(sc: LoadedScenario, phase: Phase, phase_dir: Path, run_id: str, progress: Progress,
                   hold) -> dict:
     return run_phase(sc, phase, phase_dir, run_id, progress, hold=hold).as_dict()
 
@@ -201,7 +202,7 @@ def _finish(sc: LoadedScenario, scenario_dir: Path, run_id: str, started: float,
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     from lab.report import html  # scapy is imported only when a report is made
     html.write(sc, doc, scenario_dir)
-    progress.verdict(sc.name, passed, doc["duration_s"], str(path))
+    progress.verdict(sc.name, passed, doc["duration_s"], scenario_dir)
     return doc
 
 

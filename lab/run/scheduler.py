@@ -24,6 +24,7 @@ from lab.progress import EventProgress, Progress, replay
 from lab.run.phase import run_phase
 from lab.run.worker import SandboxedChild
 from lab.schema.load import LoadedScenario
+from lab.schema.scenario import Phase
 
 STOP_TIMEOUT = 30.0
 
@@ -31,7 +32,7 @@ STOP_TIMEOUT = 30.0
 @dataclass
 class Task:
     sc: LoadedScenario
-    phase: str
+    phase: Phase
     phase_dir: Path
     run_id: str
     events: list[dict] = field(default_factory=list)
@@ -119,7 +120,7 @@ def _status(event: dict) -> str:
     return call.replace("_", " ")
 
 
-def failed(phase: str, reason: str) -> dict:
+def failed(phase: Phase, reason: str) -> dict:
     """The record of a phase that has no result: its worker could not run it."""
     return {"name": phase, "passed": False, "duration_s": 0.0, "checks": [], "steps": [], "notes": [],
             "traffic": {}, "attempts": 1, "diagnosis": None, "error": reason}
@@ -179,7 +180,7 @@ def _stop(running: list[Task]) -> None:
             task.proc.wait()
 
 
-def show(progress: Progress, tasks: list[Task], headers: dict[str, str]) -> None:
+def show(progress: Progress, tasks: list[Task], headers: dict[Phase, str]) -> None:
     """A scenario's phases, in order, as a serial run prints them."""
     for task in tasks:
         progress.phase(task.phase, headers[task.phase])

@@ -161,14 +161,16 @@ class CharonDaemon:
         """Negotiate in the background: success or failure is for the checks to observe."""
         request = {k: v for k, v in (("child", child), ("ike", ike)) if v}
         session, sock = self._connect()
+        what = " and ".join(f"{'CHILD_SA' if k == 'child' else 'IKE_SA'} {v}" for k, v in request.items())
 
         def run() -> None:
             try:
                 for _ in session.initiate(request):
                     pass
-                self.outcomes.append(f"initiate {request}: established")
+                self.outcomes.append(f"{self.node} initiated {what}: established.")
             except Exception as exc:  # charon's answer (failure) or charon stopping
-                self.outcomes.append(f"initiate {request}: {exc}")
+                said = str(exc).removeprefix("Command failed: ").rstrip(".")
+                self.outcomes.append(f"{self.node} initiated {what}: it did not come up ({said}).")
             finally:
                 sock.close()
 

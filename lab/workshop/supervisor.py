@@ -23,6 +23,7 @@ from lab.run.lab import RunningLab
 from lab.run.phase import PhaseResult, phase_steps
 from lab.run.scenarios import document, new_run_id
 from lab.schema.load import load_scenario
+from lab.schema.scenario import Phase
 from lab.workshop.recurrence import Rearming
 from lab.workshop.state import Seat
 
@@ -117,7 +118,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop_on_signal)
     try:
         with RunningLab(sc, out / sc.name, new_run_id()) as lab:
-            for _, step in phase_steps(sc, "fault"):
+            for _, step in phase_steps(sc, Phase.FAULT):
                 step.apply(lab)
             lock, rearming = threading.Lock(), None
             if sc.spec.recur:
