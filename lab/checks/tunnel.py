@@ -7,7 +7,7 @@ from pydantic import Field
 
 from lab.checks import Check, Probe, register
 from lab.schema.refs import NodeRef, Ref, SaRef
-from lab.schema.types import FileModel, Identifier, Network, NodeName
+from lab.schema.types import FileModel, Identifier, NodeName, Prefix
 
 if TYPE_CHECKING:
     from lab.run.lab import RunningLab
@@ -34,8 +34,8 @@ class TunnelCheck(Check):
     child: Identifier | None = None
     expect: Literal["established", "down"] = "established"
     # Optional: the traffic selectors the installed CHILD_SA must have (after narrowing).
-    local_ts: list[Network] | None = None
-    remote_ts: list[Network] | None = None
+    local_ts: list[Prefix] | None = None
+    remote_ts: list[Prefix] | None = None
     # Optional: the IKE version negotiated, and the CHILD_SA's counters (bytes or packets in and
     # out through vici), e.g. {bytes_out: {at_least: 1}, bytes_in: {at_most: 0}} for one-way ESP
     version: Literal[1, 2] | None = None

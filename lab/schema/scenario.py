@@ -89,7 +89,7 @@ def _fault_class(value: object) -> str:
     return str(value)
 
 
-class Diagnosis(FileModel):
+class ExpectedDiagnosis(FileModel):
     """What `lab diagnose` must name on the fault phase (and `healthy` on baseline and fix)."""
 
     step: Literal[1, 2, 3]
@@ -102,7 +102,7 @@ class PartialFix(Change):
 
     expect: list[CheckSpec] = Field(min_length=1, max_length=200)
     # optional in a user's scenario; `lab validate --strict` and the catalogue require it
-    diagnosis: Annotated[Literal["healthy"] | Diagnosis, Field(union_mode="left_to_right")] | None = None
+    diagnosis: Annotated[Literal["healthy"] | ExpectedDiagnosis, Field(union_mode="left_to_right")] | None = None
 
 
 class Recurrence(FileModel):
@@ -152,7 +152,7 @@ class Scenario(FileModel):
     recur: Recurrence | None = None
     # What `lab diagnose` names from the fault phase alone. Optional in a user's scenario (lab run
     # then shows what it names); `lab validate --strict` and the catalogue's tests require it.
-    diagnosis: Diagnosis | None = None
+    diagnosis: ExpectedDiagnosis | None = None
     symptoms: list[CheckSpec] = Field(min_length=1, max_length=200)
     healthy: list[CheckSpec] = Field(min_length=1, max_length=200)
     hints: list[Text] = Field([], max_length=20)
@@ -160,7 +160,7 @@ class Scenario(FileModel):
     @model_validator(mode="after")
     def _step_of_class(self) -> "Scenario":
         declared = [("diagnosis", self.diagnosis)] if self.diagnosis else []
-        if self.partial_fix and isinstance(self.partial_fix.diagnosis, Diagnosis):
+        if self.partial_fix and isinstance(self.partial_fix.diagnosis, ExpectedDiagnosis):
             declared.append(("partial_fix.diagnosis", self.partial_fix.diagnosis))
         for where, diagnosis in declared:
             step = fault_classes()[diagnosis.class_]
@@ -199,7 +199,7 @@ class Scenario(FileModel):
             return self.partial_fix.expect
         return self.healthy
 
-    def expected_diagnosis(self, phase: Phase | str) -> Diagnosis | Literal["healthy"] | None:
+    def expected_diagnosis(self, phase: Phase | str) -> ExpectedDiagnosis | Literal["healthy"] | None:
         """What `lab diagnose` must name from a phase's captures and logs: a fault, `healthy`, or
         None where the scenario does not say (a user's scenario may leave `diagnosis` out)."""
         phase = Phase(phase)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from lab.schema.pki import Pki
-from lab.schema.types import (FileModel, Identifier, IfaceAddr, IfName, IpAddr, Network, NftRuleset, NodeName,
+from lab.schema.types import (FileModel, Identifier, IfaceAddr, IfName, IpAddr, NftRuleset, NodeName, Prefix,
                               RouteDst, Text, seconds_between)
 
 Role = Literal["host", "router", "nat", "ipsec"]
@@ -49,8 +49,8 @@ class Route(FileModel):
 class PolicyRule(FileModel):
     """An `ip rule`: policy routing, e.g. per-WAN source routing."""
 
-    from_: Network | None = Field(None, alias="from")
-    to: Network | None = None
+    from_: Prefix | None = Field(None, alias="from")
+    to: Prefix | None = None
     iif: IfName | None = None
     oif: IfName | None = None
     fwmark: int | None = Field(None, ge=0, le=0xFFFFFFFF)

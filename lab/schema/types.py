@@ -227,7 +227,7 @@ def _virtual_ip(value: Any) -> str:
 
 IfaceAddr = Annotated[str, BeforeValidator(_interface)]
 IpAddr = Annotated[str, BeforeValidator(lab_address)]
-Network = Annotated[str, BeforeValidator(_network)]
+Prefix = Annotated[str, BeforeValidator(_network)]  # an address prefix (10.2.0.0/24); lab.network.Network is the running network
 RouteDst = Annotated[str, BeforeValidator(_route_dst)]
 PeerAddr = Annotated[str, BeforeValidator(_peer_address)]  # swanctl local_addrs / remote_addrs
 TrafficSelector = Annotated[str, BeforeValidator(_selector)]  # a network, or dynamic
