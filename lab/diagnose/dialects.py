@@ -207,6 +207,25 @@ def parse(line: str) -> Record | None:
     return None
 
 
+_CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d\d):(\d\d)(?:[.,](\d{1,9}))?")
+_DAY = 86_400
+
+
+def clock(time: str | None) -> float | None:
+    """Seconds since midnight of a record's time as its dialect writes it (any strftime form with
+    %H:%M:%S, ISO 8601, syslog, logcat; journald's microseconds since the epoch, UTC), for
+    ordering the lines of two logs of one clock; None without a time."""
+    if not time:
+        return None
+    if time.isdigit():  # journald's __REALTIME_TIMESTAMP
+        return int(time) % (_DAY * 1_000_000) / 1_000_000 if len(time) <= 20 else None
+    found = _CLOCK.search(time)
+    if found is None:
+        return None
+    h, m, s, frac = found.groups()
+    return int(h) * 3600 + int(m) * 60 + int(s) + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
 def _json(line: str) -> Record | None:
     try:
         doc = json.loads(line)

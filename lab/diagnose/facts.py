@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from lab.diagnose.logs import LogLine
+from lab.diagnose.logs import STARTED, LogLine
 
 MAX_KEPT = 20_000  # packets of each kind kept as possible evidence; counting goes on past it
 IKE_PORTS = frozenset({500})
@@ -390,54 +390,63 @@ def peer_returns_from_new_port(obs: Observation) -> list[Evidence]:
 
 # -- a peer's restart, a lost path, PFS, virtual IPs, NAT before IPsec, path MTU ----------
 
-_STARTING = re.compile(r"Starting (IKE charon|charon-systemd IKE) daemon")
-_IKE_UP = re.compile(r"IKE_SA (\S+)\[\d+\] established between (\S+?)\[")
+_IKE_UP = re.compile(r"IKE_SA (\S+)\[\d+\] established between (\S+?)\[([^\]]*)\]\.\.\.(\S+?)\[([^\]]*)\]")
 _OLD_PATH = "old path is not available anymore"
 _MOBIKE = re.compile(r"peer supports MOBIKE|using MOBIKE")  # negotiated, or used (not merely offered)
 
 
 def _restarts(obs: Observation) -> list[LogLine]:
-    """Daemon starts that follow an earlier start or an established IKE_SA in the same log: restarts."""
-    out, seen = [], set()
+    """Daemon starts after the daemon's previous start had IKE_SAs to work on, in the same log:
+    restarts (a banner and its worker threads, with nothing between them, are one start)."""
+    out, busy = [], {}
     for line in obs.logs:
-        if _STARTING.search(line.text):
-            if line.file in seen:
+        if STARTED.match(line.text):
+            if busy.get(line.file):
                 out.append(line)
-            seen.add(line.file)
-        elif _IKE_UP.search(line.text):
-            seen.add(line.file)
+            busy[line.file] = False
+        elif line.sa is not None:
+            busy[line.file] = True
     return out
 
 
 def _restarted_meanwhile(restarts: list[LogLine], first: LogLine, last: LogLine) -> bool:
-    """Another log's daemon restarted between two lines of this one (by time of day)."""
+    """Another log's daemon restarted between two lines of this one (by time of day; logs without
+    times cannot be ordered against each other, and say nothing of it)."""
     start, end = first.seconds(), last.seconds()
     if start is None or end is None:
         return False
-    return any(r.file != first.file and r.seconds() is not None and start <= r.seconds() <= end for r in restarts)
+    return any(r.file != first.file and (at := r.seconds()) is not None and start <= at <= end for r in restarts)
 
 
 def _path_lost(lines: list[LogLine], before: LogLine) -> bool:
     return any(_OLD_PATH in l.text and l.number < before.number for l in lines)
 
 
+def _relationship(up: re.Match) -> tuple[str, str]:
+    """An established IKE_SA's connection and its peer: by identity, which survives a new address
+    (a road warrior, a NAT's new mapping), else by address."""
+    return up.group(1), up.group(5) or up.group(4)
+
+
 def restarted_and_not_reestablished(obs: Observation) -> list[Evidence]:
-    """A gateway's daemon started again while it had IKE_SAs, and no IKE_SA of those
-    connections was established after it: its peers still held theirs, and none came back."""
-    for restart in _restarts(obs):
-        lines = [l for l in obs.logs if l.file == restart.file]
-        before: dict[str, LogLine] = {}
-        after: set[str] = set()
-        for line in lines:
-            found = _IKE_UP.search(line.text)
-            if found and line.number < restart.number:
-                before[found.group(1)] = line
-            elif found:
-                after.add(found.group(1))
-        lost = [name for name in before if name not in after]
-        if lost:
-            return [Logged(before[lost[0]]), Logged(restart)]
-    return []
+    """A gateway's daemon started again while it had IKE_SAs up, and at least one of those
+    relationships (connection and peer) was never established again after it: the peer still
+    held its SAs, and neither side brought the tunnel back (others coming back resolve nothing
+    of it). One pass over the lines."""
+    up: dict[tuple, dict[tuple[str, str], LogLine]] = defaultdict(dict)  # per file, since its last start
+    lost: dict[tuple, tuple[LogLine, LogLine]] = {}  # (file, relationship) -> (last up, the restart after it)
+    for line in obs.logs:
+        if STARTED.match(line.text):
+            for key, was in up.pop(line.file, {}).items():
+                lost[(line.file, key)] = (was, line)
+        elif "established between" in line.text and (found := _IKE_UP.search(line.text)):
+            key = _relationship(found)
+            up[line.file][key] = line
+            lost.pop((line.file, key), None)
+    if not lost:
+        return []
+    was, restart = min(lost.values(), key=lambda pair: (str(pair[1].file), pair[1].number))
+    return [Logged(was), Logged(restart)]
 
 
 def path_lost_without_mobike(obs: Observation) -> list[Evidence]:
@@ -489,22 +498,26 @@ _CHILD_TRY = re.compile(r"establishing CHILD_SA (\S+)\{\d+\}")
 def child_refused_after_first_accepted(obs: Observation) -> list[Evidence]:
     """The peer accepted a CHILD_SA in IKE_AUTH (where no key exchange is made), then refused
     the same CHILD_SA's CREATE_CHILD_SA (its rekeying or recreation, with or without a key
-    exchange) with NO_PROPOSAL_CHOSEN: what differs is the PFS DH group."""
+    exchange) with NO_PROPOSAL_CHOSEN: what differs is the PFS DH group. A CHILD_SA this side
+    starts establishing once its IKE_SA is up is a CREATE_CHILD_SA (IKE_AUTH's is started before),
+    told without the `generating` lines, which a paste or a level-0 log may lack."""
     for lines in _by_sa(obs).values():
         accepted: dict[str, LogLine] = {}
-        trying = create = None
+        up = False
+        trying = None
         for line in lines:
-            if found := _CHILD_UP.search(line.text):
-                if create is None:  # not a CREATE_CHILD_SA's: IKE_AUTH's
+            text = line.text
+            if "established between" in text and _IKE_UP.search(text):
+                up = True
+            elif found := _CHILD_UP.search(text):
+                if up and trying is None:  # established in IKE_AUTH
                     accepted.setdefault(found.group(1), line)
-                create = None
-            elif found := _CHILD_TRY.search(line.text):
-                trying, create = found.group(1), None
-            elif "generating CREATE_CHILD_SA request" in line.text:
-                create = line
-            elif "received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built" in line.text and create \
-                    and trying in accepted:
-                return [Logged(accepted[trying]), Logged(create), Logged(line)]
+                trying = None
+            elif up and (found := _CHILD_TRY.search(text)):
+                trying = (found.group(1), line)
+            elif "received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built" in text and trying \
+                    and trying[0] in accepted:
+                return [Logged(accepted[trying[0]]), Logged(trying[1]), Logged(line)]
     return []
 
 

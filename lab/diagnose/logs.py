@@ -7,7 +7,8 @@ IKE_SA (`initiating IKE_SA hq[3] to B`, `IKE_SA hq[3] established between ...`, 
 for IKE_SA hq[3]`) or a packet to or from a peer starts that IKE_SA's context on its thread (on the
 whole log when lines carry no thread), and the lines after it belong to it. The peer is the
 remote address of the IKE_SA (packets, `initiating ... to`, `... is initiating`, `established
-between`). A charon restart (`Starting IKE charon daemon`) starts the numbering anew.
+between`). A daemon start (`Starting IKE charon daemon`, or charon-systemd's `spawning N worker
+threads`: it logs no banner) starts the numbering anew.
 
 Reading is streamed: only lines a diagnosis may cite are kept (KEPT), the rest only counted,
 so a log of any size is read in bounded memory; the bytes read are bounded by the caller.
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from lab.diagnose.dialects import _FILELOG, Record, parse
+from lab.diagnose.dialects import _FILELOG, Record, clock, parse
 
 MAX_KEPT = 150_000  # lines kept of one run: beyond, only _ALERT lines are kept (MAX_ALERTS)
 MAX_ALERTS = 10_000
 _ALERT = re.compile(r"fail|error|retransmit|giving up|deleting|established|mismatch|invalid|unacceptable|expired|"
-                    r"revoked|not responding|^no |rekey")
+                    r"revoked|not responding|^no |rekey|^Starting IKE|^spawning \d+ worker")
 
 
 def _past_budget(text: str, alerts: int, out: "LogFile") -> bool:
@@ -64,7 +65,8 @@ _MATCHING = re.compile(r"^looking for (?:\S+ )?peer configs matching (?P<l>\S+?)
 _QUOTED_IDS = re.compile(r"'([^']*)'(?:\[[^\]]*\])? - '([^']*)'")  # no shared key / tried N keys for 'A' - 'B'
 _MYSELF = re.compile(r"^authentication of '(?P<id>.*)' \(myself\)")
 _CHILD_SPIS = re.compile(r"CHILD_SA \S+\{\d+\} established with SPIs (?P<i>[0-9a-f]{8})_i (?:\S+ )?(?P<o>[0-9a-f]{8})_o")
-_START = "Starting IKE charon daemon"
+# a daemon starts: charon's banner, or its worker threads spawned (charon-systemd logs no banner)
+STARTED = re.compile(r"^(?:Starting IKE charon daemon|spawning \d+ worker threads)")
 # messages that tell something of their IKE_SA (addresses, identities, SPIs)
 _TELLING = ("received packet", "sending packet", "deleting", "looking for", "authentication of", "CHILD_SA ",
             "giving up", "Starting IKE")
@@ -90,6 +92,10 @@ class LogLine:
 
     def cite(self) -> str:
         return f"{self.file}:{self.number}"
+
+    def seconds(self) -> float | None:
+        """The line's time of day in seconds (None without a time): orders lines of two logs."""
+        return clock(self.time)
 
 
 @dataclass
@@ -171,7 +177,7 @@ class _Reader:
                 self.out.sas[key] = IkeSa(key, name=rec.ike, uid=rec.uid)
             self.context[where] = self.last = key
             return key
-        if text.startswith(_START):
+        if text.startswith(("Starting IKE", "spawning ")) and STARTED.match(text):
             self.epoch += 1
             for state in (self.context, self.by_remote, self.by_id, self.pending):
                 state.clear()
