@@ -315,7 +315,10 @@ VOCABULARY = re.compile(r"^\s{0,3}(?:" + "|".join((
     r"INVALID_ID_INFORMATION|INVALID_SYNTAX|INTERNAL_ADDRESS_FAILURE|FAILED_CP_REQUIRED|SINGLE_PAIR_REQUIRED) ",
     r"tried \d+ shared keys? for ",
     r"no (?:shared key|peer config|matching peer config|trusted \S+ public key|issuer certificate|proposal|"
-    r"acceptable proposal|IKE config|matching CHILD_SA config|virtual IP|private key|alternative config)",
+    r"acceptable proposal|IKE config|matching CHILD_SA config|virtual IP|private key|alternative config|"
+    r"matching outbound IPsec policy)",
+    r"pool '[^']*' is full",
+    r"old path is not (?:available|preferred) anymore",
     r"found \d+ matching configs?, but none allows",
     r"looking for (?:\S+ )?peer configs matching",
     r"(?:selected|received|configured) proposals?: ",

@@ -538,14 +538,18 @@ def tunnel_traffic_from_gateway_address(obs: Observation) -> list[Evidence]:
     kernel-libipsec then finds no outbound policy for it and drops it (its `esp` log at level
     2 says so); kernel IPsec sends it out of the WAN in clear (a capture shows it)."""
     selectors = _selectors(obs)
+    own: dict[Path, set[str]] = defaultdict(set)  # each log's own IKE addresses
     for line in obs.logs:
-        found = _NO_POLICY.search(line.text)
-        if not found:
+        if "established between" in line.text and (up := _IKE_UP.search(line.text)):
+            own[line.file].add(up.group(2))
+    for line in obs.logs:
+        if "outbound IPsec policy" not in line.text or not (found := _NO_POLICY.search(line.text)):
             continue
-        own = {m.group(2) for l in obs.logs if l.file == line.file and (m := _IKE_UP.search(l.text))}
+        source, destination = found.groups()
+        if source not in own.get(line.file, ()):
+            continue
         for child, local, remote in selectors:
-            if child.file == line.file and found.group(1) in own and not _inside(found.group(1), local) \
-                    and _inside(found.group(2), remote):
+            if child.file == line.file and not _inside(source, local) and _inside(destination, remote):
                 return [Logged(child), Logged(line)]
     ends: dict[int, set[str]] = defaultdict(set)  # each capture's IKE endpoints
     for s in obs.ike:

@@ -72,8 +72,10 @@ _TELLING = ("received packet", "sending packet", "deleting", "looking for", "aut
             "giving up", "Starting IKE")
 _PACKETS = ("received packet", "sending packet")
 _NOT_IKE = frozenset({"DMN", "LIB", "JOB", "KNL", "ASN", "TLS", "APP", "MGR"})
+_PACKET_PATH = frozenset({"ESP"})  # kernel-libipsec's packet processing (no IKE_SA unless <name|id> says)
 _PROVISIONAL = "~"  # an IKE_SA known only by its peer's address so far
 MAX_PENDING = 32  # lines of one job waiting for the packet that names its IKE_SA
+JOB_SECONDS = 1.0  # a job's lines and its packet lie this close (times often have whole seconds)
 
 
 @dataclass(slots=True)
@@ -141,8 +143,8 @@ class _Reader:
         self.by_remote: dict[str, str] = {}  # remote address -> latest IKE_SA key
         self.by_id: dict[str, str] = {}  # the peer's identity -> latest IKE_SA key
         self.last: str | None = None  # the IKE_SA of the latest attributed line, whatever its thread
-        # per thread, lines given to its context since it last sent a packet: a job that starts
-        # anew (a DPD, a retransmit, a rekey) names its IKE_SA only when its packet leaves
+        # per thread, lines given to its context since its last packet: a job that starts anew
+        # (a DPD, a retransmit, a rekey) names its IKE_SA only when its packet leaves
         self.pending: dict[object, list] = {}
         self.sent: dict[object, bool] = {}
         self.guessed = False  # the last line's IKE_SA came from the context alone
@@ -183,6 +185,8 @@ class _Reader:
                 state.clear()
             self.last = None
             return None
+        if rec.group in _PACKET_PATH and not rec.uid:
+            return None  # libipsec's own threads, working on packets, never in an IKE_SA's job
         key = self.key(rec.uid) if rec.uid else None
         named = _NAMED_SA.search(text) if "IKE_SA " in text else None
         packet = _PACKET.match(text) if text.startswith(("received packet", "sending packet")) else None
@@ -213,8 +217,15 @@ class _Reader:
         if key is None and "'" in text and (ids := _QUOTED_IDS.search(text)):
             key = self.by_id.get(ids.group(2)) or self.by_id.get(ids.group(1))
         if packet is not None:
-            for line in self.pending.pop(where, []):
-                line.sa = key  # the job's lines belong to the IKE_SA its packet names
+            job = self.pending.pop(where, [])
+            if packet.group("dir") == "sending":
+                # a job that sends ends with its packet, and its lines belong to the IKE_SA it names;
+                # a received packet starts a job, so what its thread logged before was another job's,
+                # and so is a line further back than a job lasts
+                at = clock(rec.time)
+                for line in job:
+                    if at is None or (then := line.seconds()) is None or at - then <= JOB_SECONDS:
+                        line.sa = key
             self.sent[where] = packet.group("dir") == "sending"
         if key is None:
             known = self.context.get(where) if where is not None else None
