@@ -6,6 +6,7 @@ returns the evidence that makes it true (packets and log lines to cite), or noth
 """
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections import defaultdict
@@ -350,13 +351,12 @@ def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
     else explains the silence: this side's own path went away first, or the peer's log shows
     its daemon restarting meanwhile; or an ICMP port unreachable for the NAT-T port, the NAT's
     own answer when it has no mapping."""
-    restarts = _restarts(obs)
     for lines in _by_sa(obs).values():
         natted = next((l for l in lines if _NATTED_PEER in l.text), None)
         dpd = next((l for l in lines if "sending DPD request" in l.text), None)
         if natted and dpd:
             gave_up = next((l for l in lines if l.number > dpd.number and "giving up after" in l.text), None)
-            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(restarts, natted, gave_up):
+            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(_restarts(obs), natted, gave_up):
                 return [Logged(natted), Logged(dpd), Logged(gave_up)]
     return [s for s in obs.icmp if _into_nat_mapping(s.packet.icmp)][:3]
 
@@ -395,18 +395,39 @@ _OLD_PATH = "old path is not available anymore"
 _MOBIKE = re.compile(r"peer supports MOBIKE|using MOBIKE")  # negotiated, or used (not merely offered)
 
 
+def _root(obs: Observation) -> Observation:
+    """The whole observation a peer's part was taken from (itself if it is whole)."""
+    return obs.cache.get("parent", obs)
+
+
+def _files(obs: Observation) -> set[Path] | None:
+    """The logs a peer's part has lines of (None: the whole observation, every log)."""
+    if "parent" not in obs.cache:
+        return None
+    if "files" not in obs.cache:
+        obs.cache["files"] = {line.file for line in obs.logs}
+    return obs.cache["files"]
+
+
 def _restarts(obs: Observation) -> list[LogLine]:
     """Daemon starts after the daemon's previous start had IKE_SAs to work on, in the same log:
-    restarts (a banner and its worker threads, with nothing between them, are one start)."""
-    out, busy = [], {}
-    for line in obs.logs:
-        if STARTED.match(line.text):
-            if busy.get(line.file):
-                out.append(line)
-            busy[line.file] = False
-        elif line.sa is not None:
-            busy[line.file] = True
-    return out
+    restarts (a banner and its worker threads, with nothing between them, are one start). Whether
+    a daemon had work is a matter of its whole log, so this is read on the whole observation."""
+    root = _root(obs)
+    if "restarts" not in root.cache:
+        out, busy, log = [], False, None
+        for line in root.logs:  # one log after the other
+            if line.file is not log:
+                log, busy = line.file, False
+            if line.sa is not None:
+                busy = True
+            elif STARTED.match(line.text):
+                if busy:
+                    out.append(line)
+                busy = False
+        root.cache["restarts"] = out
+    files = _files(obs)
+    return root.cache["restarts"] if files is None else [l for l in root.cache["restarts"] if l.file in files]
 
 
 def _restarted_meanwhile(restarts: list[LogLine], first: LogLine, last: LogLine) -> bool:
@@ -432,21 +453,26 @@ def restarted_and_not_reestablished(obs: Observation) -> list[Evidence]:
     """A gateway's daemon started again while it had IKE_SAs up, and at least one of those
     relationships (connection and peer) was never established again after it: the peer still
     held its SAs, and neither side brought the tunnel back (others coming back resolve nothing
-    of it). One pass over the lines."""
-    up: dict[tuple, dict[tuple[str, str], LogLine]] = defaultdict(dict)  # per file, since its last start
-    lost: dict[tuple, tuple[LogLine, LogLine]] = {}  # (file, relationship) -> (last up, the restart after it)
+    of it). A relationship is lost when a restart of its log follows the last time it came up."""
+    restarts: dict[Path, list[LogLine]] = defaultdict(list)
+    for line in _restarts(obs):
+        restarts[line.file].append(line)
+    if not restarts:
+        return []
+    last: dict[tuple, LogLine] = {}  # (log, relationship) -> the last line that established it
     for line in obs.logs:
-        if STARTED.match(line.text):
-            for key, was in up.pop(line.file, {}).items():
-                lost[(line.file, key)] = (was, line)
-        elif "established between" in line.text and (found := _IKE_UP.search(line.text)):
-            key = _relationship(found)
-            up[line.file][key] = line
-            lost.pop((line.file, key), None)
+        if "established between" in line.text and line.file in restarts and (found := _IKE_UP.search(line.text)):
+            last[(line.file, _relationship(found))] = line
+    numbers = {log: [r.number for r in lines] for log, lines in restarts.items()}
+    lost = []
+    for (log, _), up in last.items():
+        after = bisect.bisect_right(numbers[log], up.number)
+        if after < len(restarts[log]):
+            lost.append((restarts[log][after], up))
     if not lost:
         return []
-    was, restart = min(lost.values(), key=lambda pair: (str(pair[1].file), pair[1].number))
-    return [Logged(was), Logged(restart)]
+    restart, up = min(lost, key=lambda pair: (str(pair[0].file), pair[0].number))
+    return [Logged(up), Logged(restart)]
 
 
 def path_lost_without_mobike(obs: Observation) -> list[Evidence]:
@@ -532,20 +558,35 @@ def _inside(address: str, networks: list) -> bool:
     return any(ip in n for n in networks if n.version == ip.version)
 
 
+def _unrouted(obs: Observation) -> list[tuple[LogLine, str, str]]:
+    """kernel-libipsec's packets without an outbound policy: (line, source, destination), found
+    once on the whole observation. Its packet path logs without an IKE_SA, so a peer's part sees
+    those of its logs, and those given to its own IKE_SAs (a log without groups, the journal's
+    short output or a bare paste, gives them one)."""
+    root = _root(obs)
+    if "unrouted" not in root.cache:
+        root.cache["unrouted"] = [(line, *found.groups()) for line in root.logs if "outbound IPsec policy" in line.text
+                                  and (found := _NO_POLICY.search(line.text))]
+    if obs is root or not root.cache["unrouted"]:
+        return root.cache["unrouted"]
+    members, files = obs.cache["members"], _files(obs)
+    return [u for u in root.cache["unrouted"] if id(u[0]) in members or (u[0].sa is None and u[0].file in files)]
+
+
 def tunnel_traffic_from_gateway_address(obs: Observation) -> list[Evidence]:
     """Traffic for a negotiated remote selector whose source is the gateway's own IKE address,
     outside its local selector: a source NAT rewrote it before IPsec saw it (no NAT exemption).
     kernel-libipsec then finds no outbound policy for it and drops it (its `esp` log at level
     2 says so); kernel IPsec sends it out of the WAN in clear (a capture shows it)."""
+    unrouted = _unrouted(obs)
+    if not unrouted and not obs.clear:
+        return []
     selectors = _selectors(obs)
     own: dict[Path, set[str]] = defaultdict(set)  # each log's own IKE addresses
-    for line in obs.logs:
+    for line in obs.logs if unrouted else ():
         if "established between" in line.text and (up := _IKE_UP.search(line.text)):
             own[line.file].add(up.group(2))
-    for line in obs.logs:
-        if "outbound IPsec policy" not in line.text or not (found := _NO_POLICY.search(line.text)):
-            continue
-        source, destination = found.groups()
+    for line, source, destination in unrouted:
         if source not in own.get(line.file, ()):
             continue
         for child, local, remote in selectors:

@@ -137,24 +137,23 @@ def partition(obs: F.Observation) -> list[Peer]:
     return peers
 
 
-def lines_by_sa(obs: F.Observation) -> dict[tuple[str, str | None], list]:
-    """The observation's log lines per (file, IKE_SA), in order: what `restrict` picks from (IKE_SA
-    None: the lines of no IKE_SA, a daemon's starts and its packet path)."""
-    out: dict[tuple[str, str | None], list] = defaultdict(list)
+def lines_by_sa(obs: F.Observation) -> dict[tuple[str, str], list]:
+    """The observation's log lines per (file, IKE_SA), in order: what `restrict` picks from."""
+    out: dict[tuple[str, str], list] = defaultdict(list)
     for line in obs.logs:
-        out[(str(line.file), line.sa)].append(line)
+        if line.sa is not None:
+            out[(str(line.file), line.sa)].append(line)
     return out
 
 
 def restrict(obs: F.Observation, peer: Peer, by_sa: dict | None = None) -> F.Observation:
     """What of the observation belongs to `peer`: its IKE_SAs' lines, its IKE and ESP, and the
-    context every peer shares (TCP, ICMP, plain traffic, and the lines of its logs that belong
-    to no IKE_SA: a daemon's restarts, packets no policy matched)."""
+    context every peer shares (TCP, ICMP, plain traffic; the lines of its logs that belong to no
+    IKE_SA, a daemon's restarts and packets no policy matched, facts read from the whole
+    observation)."""
     by_sa = lines_by_sa(obs) if by_sa is None else by_sa
     part = F.Observation(captures=obs.captures, log_files=obs.log_files, notes=obs.notes)
-    files = {g.file for g in peer.groups}
-    part.logs = sorted([*(line for g in peer.groups for sa in g.sas for line in by_sa.get((g.file, sa), ())),
-                        *(line for f in files for line in by_sa.get((f, None), ()))],
+    part.logs = sorted((line for g in peer.groups for sa in g.sas for line in by_sa.get((g.file, sa), ())),
                        key=lambda line: (str(line.file), line.number))
     part.cache.update(parent=obs, members={id(line) for line in part.logs})
     part.ike = [s for s in obs.ike if frozenset((s.packet.src, s.packet.dst)) in peer.pairs]
