@@ -267,3 +267,34 @@ def test_traffic_without_nat_exemption_names_the_peer_it_was_for(tmp_path):
     [found] = run([br])
     assert (found.step, found.fault_class) == (3, "nat-exemption-missing"), found.as_json()
     assert len(found.faulty) == 1 and "dc.example.net" in found.faulty[0], found.faulty
+
+
+@pytest.mark.parametrize("dialect", ["bare", "swanctl-log", "logcat-brief", "filelog-notime"])
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_peer_restart_in_logs_without_times(tmp_path, dialect, paired):
+    """Without times the two logs are paired by the IKE_SA's CHILD_SA SPIs: the peer's side of the
+    IKE_SA the DPD went unanswered on was lost in its daemon's restart. An IKE_SA the peer's log
+    does not show (other SPIs) is not excused by a restart there."""
+    from lab.diagnose.convert import convert
+
+    spis = ("c1c1c1c1", "c2c2c2c2")
+    up = (UP[0], f"IKE <hq|1> CHILD_SA net{{1}} established with SPIs {spis[0]}_i {spis[1]}_o and TS 10.1.0.0/24 "
+                 "=== 10.2.0.0/23")
+    theirs = spis if paired else ("d1d1d1d1", "d2d2d2d2")
+    hq_up = (HQ_UP[0], f"IKE <branch|1> CHILD_SA net{{1}} established with SPIs {theirs[1]}_i {theirs[0]}_o and TS "
+                       "10.2.0.0/23 === 10.1.0.0/24")
+    branch = _log(tmp_path / "branch.filelog", *up, "IKE <hq|1> remote host is behind NAT",
+                  "IKE <hq|1> sending DPD request", "IKE <hq|1> retransmit 1 of request with message ID 2",
+                  "IKE <hq|1> giving up after 2 retransmits", "IKE <hq|1> restarting CHILD_SA net",
+                  UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
+    hq = _log(tmp_path / "hq.filelog", START, *hq_up, START,
+              HQ_UP[0].replace("branch|1", "branch|2").replace("branch[1]", "branch[2]"))
+    paths = []
+    for log in (branch, hq):
+        out = log.with_suffix(".log")
+        out.write_text("\n".join(convert(log.read_text().splitlines(), dialect)) + "\n")
+        paths.append(out)
+    [found] = run(paths)
+    assert (found.fault_class is None) == paired, found.as_json()
+    if not paired:
+        assert found.fault_class == "nat-mapping-expired"

@@ -356,7 +356,7 @@ def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
         dpd = next((l for l in lines if "sending DPD request" in l.text), None)
         if natted and dpd:
             gave_up = next((l for l in lines if l.number > dpd.number and "giving up after" in l.text), None)
-            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(_restarts(obs), natted, gave_up):
+            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(obs, natted, gave_up):
                 return [Logged(natted), Logged(dpd), Logged(gave_up)]
     return [s for s in obs.icmp if _into_nat_mapping(s.packet.icmp)][:3]
 
@@ -430,13 +430,40 @@ def _restarts(obs: Observation) -> list[LogLine]:
     return root.cache["restarts"] if files is None else [l for l in root.cache["restarts"] if l.file in files]
 
 
-def _restarted_meanwhile(restarts: list[LogLine], first: LogLine, last: LogLine) -> bool:
-    """Another log's daemon restarted between two lines of this one (by time of day; logs without
-    times cannot be ordered against each other, and say nothing of it)."""
+def _restarted_meanwhile(obs: Observation, first: LogLine, last: LogLine) -> bool:
+    """The peer's daemon restarted while this side's IKE_SA waited: another log's restart between
+    the two lines by time of day; where either log has no times, a restart in the log of the
+    IKE_SA's other side (paired by CHILD_SA SPIs: one side's inbound is the other's outbound)
+    after that side's IKE_SA came up. Logs with neither say nothing of it."""
     start, end = first.seconds(), last.seconds()
-    if start is None or end is None:
+    untimed = []
+    for restart in _restarts(_root(obs)):
+        if restart.file == first.file:
+            continue
+        at = restart.seconds()
+        if start is not None and end is not None and at is not None:
+            if start <= at <= end:
+                return True
+        else:
+            untimed.append(restart)
+    return bool(untimed) and _peer_lost_in_restart(obs, first, untimed)
+
+
+def _peer_lost_in_restart(obs: Observation, line: LogLine, restarts: list[LogLine]) -> bool:
+    root = _root(obs)
+    mine = next((log for log in root.log_files if log.shown == line.file), None)
+    sa = mine.sas.get(line.sa) if mine is not None and line.sa else None
+    if sa is None or not sa.child_spis:
         return False
-    return any(r.file != first.file and (at := r.seconds()) is not None and start <= at <= end for r in restarts)
+    crossed = {(outbound, inbound) for inbound, outbound in sa.child_spis}
+    for log in root.log_files:
+        if log is mine:
+            continue
+        for key, other in log.sas.items():
+            if other.child_spis & crossed and (lines := _by_sa(root).get((str(log.shown), key))):
+                if any(r.file == lines[0].file and r.number > lines[0].number for r in restarts):
+                    return True
+    return False
 
 
 def _path_lost(lines: list[LogLine], before: LogLine) -> bool:
