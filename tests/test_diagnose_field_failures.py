@@ -216,23 +216,28 @@ def test_charon_systemd_restarts_without_a_banner(tmp_path):
     assert run([hq])[0].verdict == "healthy"
 
 
+def _rendered(dialect: str, *logs: Path) -> list[Path]:
+    """File logs written in another dialect, beside them (every message kept)."""
+    from lab.diagnose.convert import convert
+
+    out = []
+    for log in logs:
+        out.append(log.with_suffix(".log"))
+        out[-1].write_text("\n".join(convert(log.read_text().splitlines(), dialect)) + "\n")
+    return out
+
+
 @pytest.mark.parametrize("dialect", ["syslog-rfc3164", "journald-short", "journald-json", "logcat-threadtime",
                                      "syslog-rfc5424"])
 def test_a_dpd_unanswered_while_the_peer_restarts_in_other_dialects(tmp_path, dialect):
     """The two logs' times are compared in whatever form each dialect writes them."""
-    from lab.diagnose.convert import convert
-
     branch = _log(tmp_path / "branch.filelog", *UP, "IKE <hq|1> remote host is behind NAT",
                   "IKE <hq|1> sending DPD request", "IKE <hq|1> retransmit 1 of request with message ID 2",
                   "IKE <hq|1> giving up after 2 retransmits", "IKE <hq|1> restarting CHILD_SA net",
                   UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
     hq = _log(tmp_path / "hq.filelog", START, HQ_UP[0], START, START[:4] + "spawning 16 worker threads",
               HQ_UP[1], HQ_UP[1], HQ_UP[1], HQ_UP[0].replace("branch|1", "branch|2").replace("branch[1]", "branch[2]"))
-    paths = []
-    for log in (branch, hq):
-        out = log.with_suffix(".log")
-        out.write_text("\n".join(convert(log.read_text().splitlines(), dialect)) + "\n")
-        paths.append(out)
+    paths = _rendered(dialect, branch, hq)
     assert run([paths[0]])[0].fault_class == "nat-mapping-expired"
     [found] = run(paths)
     assert found.verdict == "healthy", found.as_json()
@@ -275,8 +280,6 @@ def test_a_peer_restart_in_logs_without_times(tmp_path, dialect, paired):
     """Without times the two logs are paired by the IKE_SA's CHILD_SA SPIs: the peer's side of the
     IKE_SA the DPD went unanswered on was lost in its daemon's restart. An IKE_SA the peer's log
     does not show (other SPIs) is not excused by a restart there."""
-    from lab.diagnose.convert import convert
-
     spis = ("c1c1c1c1", "c2c2c2c2")
     up = (UP[0], f"IKE <hq|1> CHILD_SA net{{1}} established with SPIs {spis[0]}_i {spis[1]}_o and TS 10.1.0.0/24 "
                  "=== 10.2.0.0/23")
@@ -289,11 +292,7 @@ def test_a_peer_restart_in_logs_without_times(tmp_path, dialect, paired):
                   UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
     hq = _log(tmp_path / "hq.filelog", START, *hq_up, START,
               HQ_UP[0].replace("branch|1", "branch|2").replace("branch[1]", "branch[2]"))
-    paths = []
-    for log in (branch, hq):
-        out = log.with_suffix(".log")
-        out.write_text("\n".join(convert(log.read_text().splitlines(), dialect)) + "\n")
-        paths.append(out)
+    paths = _rendered(dialect, branch, hq)
     [found] = run(paths)
     assert (found.fault_class is None) == paired, found.as_json()
     if not paired:
