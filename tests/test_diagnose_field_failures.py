@@ -172,3 +172,128 @@ def _tcp_pcap(path: Path, answered: bool) -> Path:
 def test_a_large_segment_never_acknowledged(tmp_path, answered, verdict):
     [found] = run([_log(tmp_path / "hq.log", *HQ_UP), _tcp_pcap(tmp_path / "lan.pcap", answered)])
     assert found.fault_class == verdict, found.as_json()
+
+
+# -- the classes in the engine's terms: per peer, in every dialect, jobs without <name|id> -----------
+
+def test_a_lost_path_without_mobike_and_no_way_back(tmp_path):
+    """With `dpd_action = clear` nothing comes back: the lost path still explains the retransmits
+    given up (not an unreachable peer, not a NAT mapping)."""
+    br = _log(tmp_path / "br.log", *UP, "IKE <hq|1> old path is not available anymore, try to find another",
+              "IKE <hq|1> remote host is behind NAT", "IKE <hq|1> sending DPD request",
+              "IKE <hq|1> retransmit 1 of request with message ID 2", "IKE <hq|1> giving up after 2 retransmits")
+    [found] = run([br])
+    assert (found.step, found.fault_class) == (1, "path-lost-without-mobike"), found.as_json()
+
+
+def _spoke_up(i: int, uid: int) -> str:
+    return (f"IKE <br{i}|{uid}> IKE_SA br{i}[{uid}] established between 198.51.100.2[hq.example.net]..."
+            f"203.0.113.{i}[br{i}.example.net]")
+
+
+def test_a_restart_names_the_one_peer_that_never_came_back(tmp_path):
+    """A hub restarts; br1 and br3 come back, br2 does not: br2 alone is named, and the others'
+    return resolves nothing of it."""
+    hq = _log(tmp_path / "hq.log", START, *(_spoke_up(i, i) for i in (1, 2, 3)), START,
+              _spoke_up(1, 1), _spoke_up(3, 2))
+    [found] = run([hq])
+    assert (found.verdict, found.step, found.fault_class) == ("fault", 2, "peer-restart-not-recovered"), found.as_json()
+    assert len(found.faulty) == 1 and "br2.example.net" in found.faulty[0], found.faulty
+    assert [p["peer"] for p in found.peers if p["verdict"] != "healthy"] == found.faulty
+
+
+def test_charon_systemd_restarts_without_a_banner(tmp_path):
+    """charon-systemd logs no "Starting IKE charon daemon": its worker threads spawned mark the start."""
+    def journal(n: int, text: str) -> str:
+        return f"Dec 05 10:00:{n:02d} hq charon-systemd[42]: {text}"
+    up = HQ_UP[0].split(" ", 2)[2]
+    hq = tmp_path / "hq.log"
+    hq.write_text("\n".join([journal(0, "spawning 16 worker threads"), journal(1, up),
+                             journal(5, "spawning 16 worker threads")]) + "\n")
+    [found] = run([hq])
+    assert (found.step, found.fault_class) == (2, "peer-restart-not-recovered"), found.as_json()
+    hq.write_text(hq.read_text() + journal(6, up) + "\n")
+    assert run([hq])[0].verdict == "healthy"
+
+
+def _rendered(dialect: str, *logs: Path) -> list[Path]:
+    """File logs written in another dialect, beside them (every message kept)."""
+    from lab.diagnose.convert import convert
+
+    out = []
+    for log in logs:
+        out.append(log.with_suffix(".log"))
+        out[-1].write_text("\n".join(convert(log.read_text().splitlines(), dialect)) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("dialect", ["syslog-rfc3164", "journald-short", "journald-json", "logcat-threadtime",
+                                     "syslog-rfc5424"])
+def test_a_dpd_unanswered_while_the_peer_restarts_in_other_dialects(tmp_path, dialect):
+    """The two logs' times are compared in whatever form each dialect writes them."""
+    branch = _log(tmp_path / "branch.filelog", *UP, "IKE <hq|1> remote host is behind NAT",
+                  "IKE <hq|1> sending DPD request", "IKE <hq|1> retransmit 1 of request with message ID 2",
+                  "IKE <hq|1> giving up after 2 retransmits", "IKE <hq|1> restarting CHILD_SA net",
+                  UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
+    hq = _log(tmp_path / "hq.filelog", START, HQ_UP[0], START, START[:4] + "spawning 16 worker threads",
+              HQ_UP[1], HQ_UP[1], HQ_UP[1], HQ_UP[0].replace("branch|1", "branch|2").replace("branch[1]", "branch[2]"))
+    paths = _rendered(dialect, branch, hq)
+    assert run([paths[0]])[0].fault_class == "nat-mapping-expired"
+    [found] = run(paths)
+    assert found.verdict == "healthy", found.as_json()
+
+
+def test_a_received_packet_starts_another_job(tmp_path):
+    """Lines without <name|id>: a thread's line of one job (a lost path, no packet sent) stays with
+    its IKE_SA when the same thread later receives a packet of another IKE_SA."""
+    from lab.diagnose.logs import read_stream
+
+    log = tmp_path / "br.log"
+    log.write_text("\n".join([
+        "10:00:00 14[IKE] IKE_SA hq[1] established between 203.0.113.2[br]...192.0.2.10[hq]",
+        "10:00:00 09[IKE] old path is not available anymore, try to find another",
+        "10:00:03 08[IKE] initiating IKE_SA hq[2] to 192.0.2.10",
+        "10:00:03 08[NET] sending packet: from 198.51.100.2[500] to 192.0.2.10[500] (464 bytes)",
+        "10:00:03 09[NET] received packet: from 192.0.2.10[500] to 198.51.100.2[500] (472 bytes)"]) + "\n")
+    with open(log, "rb") as stream:
+        lines = read_stream(stream, log).lines
+    old_path = next(line for line in lines if "old path" in line.text)
+    assert old_path.sa == lines[0].sa != lines[-1].sa
+
+
+def test_traffic_without_nat_exemption_names_the_peer_it_was_for(tmp_path):
+    """Two tunnels on the branch; the translated packet heads for the second one's subnet: that
+    peer is named, not the one whose job the thread last ran."""
+    br = _log(tmp_path / "br.log", *UP,
+              "IKE <dc|2> IKE_SA dc[2] established between 203.0.113.2[branch.example.net]...192.0.2.20[dc.example.net]",
+              "IKE <dc|2> CHILD_SA dc{2} established with SPIs d1_i d2_o and TS 10.1.0.0/24 === 10.3.0.0/24",
+              "IKE <hq|1> sending DPD request",
+              "ESP no matching outbound IPsec policy for 203.0.113.2 == 10.3.0.10 [1]")
+    [found] = run([br])
+    assert (found.step, found.fault_class) == (3, "nat-exemption-missing"), found.as_json()
+    assert len(found.faulty) == 1 and "dc.example.net" in found.faulty[0], found.faulty
+
+
+@pytest.mark.parametrize("dialect", ["bare", "swanctl-log", "logcat-brief", "filelog-notime"])
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_peer_restart_in_logs_without_times(tmp_path, dialect, paired):
+    """Without times the two logs are paired by the IKE_SA's CHILD_SA SPIs: the peer's side of the
+    IKE_SA the DPD went unanswered on was lost in its daemon's restart. An IKE_SA the peer's log
+    does not show (other SPIs) is not excused by a restart there."""
+    spis = ("c1c1c1c1", "c2c2c2c2")
+    up = (UP[0], f"IKE <hq|1> CHILD_SA net{{1}} established with SPIs {spis[0]}_i {spis[1]}_o and TS 10.1.0.0/24 "
+                 "=== 10.2.0.0/23")
+    theirs = spis if paired else ("d1d1d1d1", "d2d2d2d2")
+    hq_up = (HQ_UP[0], f"IKE <branch|1> CHILD_SA net{{1}} established with SPIs {theirs[1]}_i {theirs[0]}_o and TS "
+                       "10.2.0.0/23 === 10.1.0.0/24")
+    branch = _log(tmp_path / "branch.filelog", *up, "IKE <hq|1> remote host is behind NAT",
+                  "IKE <hq|1> sending DPD request", "IKE <hq|1> retransmit 1 of request with message ID 2",
+                  "IKE <hq|1> giving up after 2 retransmits", "IKE <hq|1> restarting CHILD_SA net",
+                  UP[0].replace("hq|1", "hq|2").replace("hq[1]", "hq[2]"))
+    hq = _log(tmp_path / "hq.filelog", START, *hq_up, START,
+              HQ_UP[0].replace("branch|1", "branch|2").replace("branch[1]", "branch[2]"))
+    paths = _rendered(dialect, branch, hq)
+    [found] = run(paths)
+    assert (found.fault_class is None) == paired, found.as_json()
+    if not paired:
+        assert found.fault_class == "nat-mapping-expired"

@@ -104,3 +104,22 @@ def test_kill_9_at_any_moment_leaves_nothing_without_lab_clean(tmp_path):
 def _build(sc, folder):
     with RunningLab(sc, folder, "died1"):
         pass
+
+
+@pytest.mark.lab
+def test_a_killed_run_takes_its_labs_with_it_at_once(tmp_path):
+    """`lab run` alone killed mid-phase: its workers follow it at once (each tears its lab
+    down), not when their phases would have ended (dpd-nat-timeout's fault phase runs 12 s)."""
+    before = snapshot()
+    run = subprocess.Popen([*LAB, "run", "dpd-nat-timeout", "--out", str(tmp_path)], cwd=paths.ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(charons_below(run.pid)) < 12:  # three phase labs of HQ and three branches
+        assert time.monotonic() < deadline and run.poll() is None, "the labs did not come up"
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    killed = time.monotonic()
+    while (left := snapshot().left_over(before)) and time.monotonic() < killed + 5:
+        time.sleep(0.05)
+    assert not left, f"5 s after lab run was killed: {left}"

@@ -207,6 +207,25 @@ def parse(line: str) -> Record | None:
     return None
 
 
+_CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d\d):(\d\d)(?:[.,](\d{1,9}))?")
+_DAY = 86_400
+
+
+def clock(time: str | None) -> float | None:
+    """Seconds since midnight of a record's time as its dialect writes it (any strftime form with
+    %H:%M:%S, ISO 8601, syslog, logcat; journald's microseconds since the epoch, UTC), for
+    ordering the lines of two logs of one clock; None without a time."""
+    if not time:
+        return None
+    if time.isdigit():  # journald's __REALTIME_TIMESTAMP
+        return int(time) % (_DAY * 1_000_000) / 1_000_000 if len(time) <= 20 else None
+    found = _CLOCK.search(time)
+    if found is None:
+        return None
+    h, m, s, frac = found.groups()
+    return int(h) * 3600 + int(m) * 60 + int(s) + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
 def _json(line: str) -> Record | None:
     try:
         doc = json.loads(line)
@@ -296,7 +315,10 @@ VOCABULARY = re.compile(r"^\s{0,3}(?:" + "|".join((
     r"INVALID_ID_INFORMATION|INVALID_SYNTAX|INTERNAL_ADDRESS_FAILURE|FAILED_CP_REQUIRED|SINGLE_PAIR_REQUIRED) ",
     r"tried \d+ shared keys? for ",
     r"no (?:shared key|peer config|matching peer config|trusted \S+ public key|issuer certificate|proposal|"
-    r"acceptable proposal|IKE config|matching CHILD_SA config|virtual IP|private key|alternative config)",
+    r"acceptable proposal|IKE config|matching CHILD_SA config|virtual IP|private key|alternative config|"
+    r"matching outbound IPsec policy)",
+    r"pool '[^']*' is full",
+    r"old path is not (?:available|preferred) anymore",
     r"found \d+ matching configs?, but none allows",
     r"looking for (?:\S+ )?peer configs matching",
     r"(?:selected|received|configured) proposals?: ",

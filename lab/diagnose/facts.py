@@ -6,6 +6,7 @@ returns the evidence that makes it true (packets and log lines to cite), or noth
 """
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections import defaultdict
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from lab.diagnose.logs import LogLine
+from lab.diagnose.logs import STARTED, LogLine
 
 MAX_KEPT = 20_000  # packets of each kind kept as possible evidence; counting goes on past it
 IKE_PORTS = frozenset({500})
@@ -350,13 +351,12 @@ def dpd_into_expired_nat(obs: Observation) -> list[Evidence]:
     else explains the silence: this side's own path went away first, or the peer's log shows
     its daemon restarting meanwhile; or an ICMP port unreachable for the NAT-T port, the NAT's
     own answer when it has no mapping."""
-    restarts = _restarts(obs)
     for lines in _by_sa(obs).values():
         natted = next((l for l in lines if _NATTED_PEER in l.text), None)
         dpd = next((l for l in lines if "sending DPD request" in l.text), None)
         if natted and dpd:
             gave_up = next((l for l in lines if l.number > dpd.number and "giving up after" in l.text), None)
-            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(restarts, natted, gave_up):
+            if gave_up and not _path_lost(lines, dpd) and not _restarted_meanwhile(obs, natted, gave_up):
                 return [Logged(natted), Logged(dpd), Logged(gave_up)]
     return [s for s in obs.icmp if _into_nat_mapping(s.packet.icmp)][:3]
 
@@ -390,54 +390,116 @@ def peer_returns_from_new_port(obs: Observation) -> list[Evidence]:
 
 # -- a peer's restart, a lost path, PFS, virtual IPs, NAT before IPsec, path MTU ----------
 
-_STARTING = re.compile(r"Starting (IKE charon|charon-systemd IKE) daemon")
-_IKE_UP = re.compile(r"IKE_SA (\S+)\[\d+\] established between (\S+?)\[")
+_IKE_UP = re.compile(r"IKE_SA (\S+)\[\d+\] established between (\S+?)\[([^\]]*)\]\.\.\.(\S+?)\[([^\]]*)\]")
 _OLD_PATH = "old path is not available anymore"
 _MOBIKE = re.compile(r"peer supports MOBIKE|using MOBIKE")  # negotiated, or used (not merely offered)
 
 
+def _root(obs: Observation) -> Observation:
+    """The whole observation a peer's part was taken from (itself if it is whole)."""
+    return obs.cache.get("parent", obs)
+
+
+def _files(obs: Observation) -> set[Path] | None:
+    """The logs a peer's part has lines of (None: the whole observation, every log)."""
+    if "parent" not in obs.cache:
+        return None
+    if "files" not in obs.cache:
+        obs.cache["files"] = {line.file for line in obs.logs}
+    return obs.cache["files"]
+
+
 def _restarts(obs: Observation) -> list[LogLine]:
-    """Daemon starts that follow an earlier start or an established IKE_SA in the same log: restarts."""
-    out, seen = [], set()
-    for line in obs.logs:
-        if _STARTING.search(line.text):
-            if line.file in seen:
-                out.append(line)
-            seen.add(line.file)
-        elif _IKE_UP.search(line.text):
-            seen.add(line.file)
-    return out
+    """Daemon starts after the daemon's previous start had IKE_SAs to work on, in the same log:
+    restarts (a banner and its worker threads, with nothing between them, are one start). Whether
+    a daemon had work is a matter of its whole log, so this is read on the whole observation."""
+    root = _root(obs)
+    if "restarts" not in root.cache:
+        out, busy, log = [], False, None
+        for line in root.logs:  # one log after the other
+            if line.file is not log:
+                log, busy = line.file, False
+            if line.sa is not None:
+                busy = True
+            elif STARTED.match(line.text):
+                if busy:
+                    out.append(line)
+                busy = False
+        root.cache["restarts"] = out
+    files = _files(obs)
+    return root.cache["restarts"] if files is None else [l for l in root.cache["restarts"] if l.file in files]
 
 
-def _restarted_meanwhile(restarts: list[LogLine], first: LogLine, last: LogLine) -> bool:
-    """Another log's daemon restarted between two lines of this one (by time of day)."""
+def _restarted_meanwhile(obs: Observation, first: LogLine, last: LogLine) -> bool:
+    """The peer's daemon restarted while this side's IKE_SA waited: another log's restart between
+    the two lines by time of day; where either log has no times, a restart in the log of the
+    IKE_SA's other side (paired by CHILD_SA SPIs: one side's inbound is the other's outbound)
+    after that side's IKE_SA came up. Logs with neither say nothing of it."""
     start, end = first.seconds(), last.seconds()
-    if start is None or end is None:
+    untimed = []
+    for restart in _restarts(_root(obs)):
+        if restart.file == first.file:
+            continue
+        at = restart.seconds()
+        if start is not None and end is not None and at is not None:
+            if start <= at <= end:
+                return True
+        else:
+            untimed.append(restart)
+    return bool(untimed) and _peer_lost_in_restart(obs, first, untimed)
+
+
+def _peer_lost_in_restart(obs: Observation, line: LogLine, restarts: list[LogLine]) -> bool:
+    root = _root(obs)
+    mine = next((log for log in root.log_files if log.shown == line.file), None)
+    sa = mine.sas.get(line.sa) if mine is not None and line.sa else None
+    if sa is None or not sa.child_spis:
         return False
-    return any(r.file != first.file and r.seconds() is not None and start <= r.seconds() <= end for r in restarts)
+    crossed = {(outbound, inbound) for inbound, outbound in sa.child_spis}
+    for log in root.log_files:
+        if log is mine:
+            continue
+        for key, other in log.sas.items():
+            if other.child_spis & crossed and (lines := _by_sa(root).get((str(log.shown), key))):
+                if any(r.file == lines[0].file and r.number > lines[0].number for r in restarts):
+                    return True
+    return False
 
 
 def _path_lost(lines: list[LogLine], before: LogLine) -> bool:
     return any(_OLD_PATH in l.text and l.number < before.number for l in lines)
 
 
+def _relationship(up: re.Match) -> tuple[str, str]:
+    """An established IKE_SA's connection and its peer: by identity, which survives a new address
+    (a road warrior, a NAT's new mapping), else by address."""
+    return up.group(1), up.group(5) or up.group(4)
+
+
 def restarted_and_not_reestablished(obs: Observation) -> list[Evidence]:
-    """A gateway's daemon started again while it had IKE_SAs, and no IKE_SA of those
-    connections was established after it: its peers still held theirs, and none came back."""
-    for restart in _restarts(obs):
-        lines = [l for l in obs.logs if l.file == restart.file]
-        before: dict[str, LogLine] = {}
-        after: set[str] = set()
-        for line in lines:
-            found = _IKE_UP.search(line.text)
-            if found and line.number < restart.number:
-                before[found.group(1)] = line
-            elif found:
-                after.add(found.group(1))
-        lost = [name for name in before if name not in after]
-        if lost:
-            return [Logged(before[lost[0]]), Logged(restart)]
-    return []
+    """A gateway's daemon started again while it had IKE_SAs up, and at least one of those
+    relationships (connection and peer) was never established again after it: the peer still
+    held its SAs, and neither side brought the tunnel back (others coming back resolve nothing
+    of it). A relationship is lost when a restart of its log follows the last time it came up."""
+    restarts: dict[Path, list[LogLine]] = defaultdict(list)
+    for line in _restarts(obs):
+        restarts[line.file].append(line)
+    if not restarts:
+        return []
+    last: dict[tuple, LogLine] = {}  # (log, relationship) -> the last line that established it
+    for line in obs.logs:
+        if "established between" in line.text and line.file in restarts and (found := _IKE_UP.search(line.text)):
+            last[(line.file, _relationship(found))] = line
+    numbers = {log: [r.number for r in lines] for log, lines in restarts.items()}
+    lost = []
+    for (log, _), up in last.items():
+        after = bisect.bisect_right(numbers[log], up.number)
+        if after < len(restarts[log]):
+            lost.append((restarts[log][after], up))
+    if not lost:
+        return []
+    restart, up = min(lost, key=lambda pair: (str(pair[0].file), pair[0].number))
+    return [Logged(up), Logged(restart)]
 
 
 def path_lost_without_mobike(obs: Observation) -> list[Evidence]:
@@ -489,22 +551,26 @@ _CHILD_TRY = re.compile(r"establishing CHILD_SA (\S+)\{\d+\}")
 def child_refused_after_first_accepted(obs: Observation) -> list[Evidence]:
     """The peer accepted a CHILD_SA in IKE_AUTH (where no key exchange is made), then refused
     the same CHILD_SA's CREATE_CHILD_SA (its rekeying or recreation, with or without a key
-    exchange) with NO_PROPOSAL_CHOSEN: what differs is the PFS DH group."""
+    exchange) with NO_PROPOSAL_CHOSEN: what differs is the PFS DH group. A CHILD_SA this side
+    starts establishing once its IKE_SA is up is a CREATE_CHILD_SA (IKE_AUTH's is started before),
+    told without the `generating` lines, which a paste or a level-0 log may lack."""
     for lines in _by_sa(obs).values():
         accepted: dict[str, LogLine] = {}
-        trying = create = None
+        up = False
+        trying = None
         for line in lines:
-            if found := _CHILD_UP.search(line.text):
-                if create is None:  # not a CREATE_CHILD_SA's: IKE_AUTH's
+            text = line.text
+            if "established between" in text and _IKE_UP.search(text):
+                up = True
+            elif found := _CHILD_UP.search(text):
+                if up and trying is None:  # established in IKE_AUTH
                     accepted.setdefault(found.group(1), line)
-                create = None
-            elif found := _CHILD_TRY.search(line.text):
-                trying, create = found.group(1), None
-            elif "generating CREATE_CHILD_SA request" in line.text:
-                create = line
-            elif "received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built" in line.text and create \
-                    and trying in accepted:
-                return [Logged(accepted[trying]), Logged(create), Logged(line)]
+                trying = None
+            elif up and (found := _CHILD_TRY.search(text)):
+                trying = (found.group(1), line)
+            elif "received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built" in text and trying \
+                    and trying[0] in accepted:
+                return [Logged(accepted[trying[0]]), Logged(trying[1]), Logged(line)]
     return []
 
 
@@ -519,20 +585,39 @@ def _inside(address: str, networks: list) -> bool:
     return any(ip in n for n in networks if n.version == ip.version)
 
 
+def _unrouted(obs: Observation) -> list[tuple[LogLine, str, str]]:
+    """kernel-libipsec's packets without an outbound policy: (line, source, destination), found
+    once on the whole observation. Its packet path logs without an IKE_SA, so a peer's part sees
+    those of its logs, and those given to its own IKE_SAs (a log without groups, the journal's
+    short output or a bare paste, gives them one)."""
+    root = _root(obs)
+    if "unrouted" not in root.cache:
+        root.cache["unrouted"] = [(line, *found.groups()) for line in root.logs if "outbound IPsec policy" in line.text
+                                  and (found := _NO_POLICY.search(line.text))]
+    if obs is root or not root.cache["unrouted"]:
+        return root.cache["unrouted"]
+    members, files = obs.cache["members"], _files(obs)
+    return [u for u in root.cache["unrouted"] if id(u[0]) in members or (u[0].sa is None and u[0].file in files)]
+
+
 def tunnel_traffic_from_gateway_address(obs: Observation) -> list[Evidence]:
     """Traffic for a negotiated remote selector whose source is the gateway's own IKE address,
     outside its local selector: a source NAT rewrote it before IPsec saw it (no NAT exemption).
     kernel-libipsec then finds no outbound policy for it and drops it (its `esp` log at level
     2 says so); kernel IPsec sends it out of the WAN in clear (a capture shows it)."""
+    unrouted = _unrouted(obs)
+    if not unrouted and not obs.clear:
+        return []
     selectors = _selectors(obs)
-    for line in obs.logs:
-        found = _NO_POLICY.search(line.text)
-        if not found:
+    own: dict[Path, set[str]] = defaultdict(set)  # each log's own IKE addresses
+    for line in obs.logs if unrouted else ():
+        if "established between" in line.text and (up := _IKE_UP.search(line.text)):
+            own[line.file].add(up.group(2))
+    for line, source, destination in unrouted:
+        if source not in own.get(line.file, ()):
             continue
-        own = {m.group(2) for l in obs.logs if l.file == line.file and (m := _IKE_UP.search(l.text))}
         for child, local, remote in selectors:
-            if child.file == line.file and found.group(1) in own and not _inside(found.group(1), local) \
-                    and _inside(found.group(2), remote):
+            if child.file == line.file and not _inside(source, local) and _inside(destination, remote):
                 return [Logged(child), Logged(line)]
     ends: dict[int, set[str]] = defaultdict(set)  # each capture's IKE endpoints
     for s in obs.ike:

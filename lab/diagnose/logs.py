@@ -7,7 +7,8 @@ IKE_SA (`initiating IKE_SA hq[3] to B`, `IKE_SA hq[3] established between ...`, 
 for IKE_SA hq[3]`) or a packet to or from a peer starts that IKE_SA's context on its thread (on the
 whole log when lines carry no thread), and the lines after it belong to it. The peer is the
 remote address of the IKE_SA (packets, `initiating ... to`, `... is initiating`, `established
-between`). A charon restart (`Starting IKE charon daemon`) starts the numbering anew.
+between`). A daemon start (`Starting IKE charon daemon`, or charon-systemd's `spawning N worker
+threads`: it logs no banner) starts the numbering anew.
 
 Reading is streamed: only lines a diagnosis may cite are kept (KEPT), the rest only counted,
 so a log of any size is read in bounded memory; the bytes read are bounded by the caller.
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from lab.diagnose.dialects import _FILELOG, Record, parse
+from lab.diagnose.dialects import _FILELOG, Record, clock, parse
 
 MAX_KEPT = 150_000  # lines kept of one run: beyond, only _ALERT lines are kept (MAX_ALERTS)
 MAX_ALERTS = 10_000
 _ALERT = re.compile(r"fail|error|retransmit|giving up|deleting|established|mismatch|invalid|unacceptable|expired|"
-                    r"revoked|not responding|^no |rekey")
+                    r"revoked|not responding|^no |rekey|^Starting IKE|^spawning \d+ worker")
 
 
 def _past_budget(text: str, alerts: int, out: "LogFile") -> bool:
@@ -64,14 +65,17 @@ _MATCHING = re.compile(r"^looking for (?:\S+ )?peer configs matching (?P<l>\S+?)
 _QUOTED_IDS = re.compile(r"'([^']*)'(?:\[[^\]]*\])? - '([^']*)'")  # no shared key / tried N keys for 'A' - 'B'
 _MYSELF = re.compile(r"^authentication of '(?P<id>.*)' \(myself\)")
 _CHILD_SPIS = re.compile(r"CHILD_SA \S+\{\d+\} established with SPIs (?P<i>[0-9a-f]{8})_i (?:\S+ )?(?P<o>[0-9a-f]{8})_o")
-_START = "Starting IKE charon daemon"
+# a daemon starts: charon's banner, or its worker threads spawned (charon-systemd logs no banner)
+STARTED = re.compile(r"^(?:Starting IKE charon daemon|spawning \d+ worker threads)")
 # messages that tell something of their IKE_SA (addresses, identities, SPIs)
 _TELLING = ("received packet", "sending packet", "deleting", "looking for", "authentication of", "CHILD_SA ",
             "giving up", "Starting IKE")
 _PACKETS = ("received packet", "sending packet")
 _NOT_IKE = frozenset({"DMN", "LIB", "JOB", "KNL", "ASN", "TLS", "APP", "MGR"})
+_PACKET_PATH = frozenset({"ESP"})  # kernel-libipsec's packet processing (no IKE_SA unless <name|id> says)
 _PROVISIONAL = "~"  # an IKE_SA known only by its peer's address so far
 MAX_PENDING = 32  # lines of one job waiting for the packet that names its IKE_SA
+JOB_SECONDS = 1.0  # a job's lines and its packet lie this close (times often have whole seconds)
 
 
 @dataclass(slots=True)
@@ -90,6 +94,10 @@ class LogLine:
 
     def cite(self) -> str:
         return f"{self.file}:{self.number}"
+
+    def seconds(self) -> float | None:
+        """The line's time of day in seconds (None without a time): orders lines of two logs."""
+        return clock(self.time)
 
 
 @dataclass
@@ -135,8 +143,8 @@ class _Reader:
         self.by_remote: dict[str, str] = {}  # remote address -> latest IKE_SA key
         self.by_id: dict[str, str] = {}  # the peer's identity -> latest IKE_SA key
         self.last: str | None = None  # the IKE_SA of the latest attributed line, whatever its thread
-        # per thread, lines given to its context since it last sent a packet: a job that starts
-        # anew (a DPD, a retransmit, a rekey) names its IKE_SA only when its packet leaves
+        # per thread, lines given to its context since its last packet: a job that starts anew
+        # (a DPD, a retransmit, a rekey) names its IKE_SA only when its packet leaves
         self.pending: dict[object, list] = {}
         self.sent: dict[object, bool] = {}
         self.guessed = False  # the last line's IKE_SA came from the context alone
@@ -171,12 +179,14 @@ class _Reader:
                 self.out.sas[key] = IkeSa(key, name=rec.ike, uid=rec.uid)
             self.context[where] = self.last = key
             return key
-        if text.startswith(_START):
+        if text.startswith(("Starting IKE", "spawning ")) and STARTED.match(text):
             self.epoch += 1
             for state in (self.context, self.by_remote, self.by_id, self.pending):
                 state.clear()
             self.last = None
             return None
+        if rec.group in _PACKET_PATH and not rec.uid:
+            return None  # libipsec's own threads, working on packets, never in an IKE_SA's job
         key = self.key(rec.uid) if rec.uid else None
         named = _NAMED_SA.search(text) if "IKE_SA " in text else None
         packet = _PACKET.match(text) if text.startswith(("received packet", "sending packet")) else None
@@ -207,8 +217,15 @@ class _Reader:
         if key is None and "'" in text and (ids := _QUOTED_IDS.search(text)):
             key = self.by_id.get(ids.group(2)) or self.by_id.get(ids.group(1))
         if packet is not None:
-            for line in self.pending.pop(where, []):
-                line.sa = key  # the job's lines belong to the IKE_SA its packet names
+            job = self.pending.pop(where, [])
+            if packet.group("dir") == "sending":
+                # a job that sends ends with its packet, and its lines belong to the IKE_SA it names;
+                # a received packet starts a job, so what its thread logged before was another job's,
+                # and so is a line further back than a job lasts
+                at = clock(rec.time)
+                for line in job:
+                    if at is None or (then := line.seconds()) is None or at - then <= JOB_SECONDS:
+                        line.sa = key
             self.sent[where] = packet.group("dir") == "sending"
         if key is None:
             known = self.context.get(where) if where is not None else None

@@ -148,7 +148,9 @@ def lines_by_sa(obs: F.Observation) -> dict[tuple[str, str], list]:
 
 def restrict(obs: F.Observation, peer: Peer, by_sa: dict | None = None) -> F.Observation:
     """What of the observation belongs to `peer`: its IKE_SAs' lines, its IKE and ESP, and the
-    context every peer shares (TCP, ICMP, plain traffic)."""
+    context every peer shares (TCP, ICMP, plain traffic; the lines of its logs that belong to no
+    IKE_SA, a daemon's restarts and packets no policy matched, facts read from the whole
+    observation)."""
     by_sa = lines_by_sa(obs) if by_sa is None else by_sa
     part = F.Observation(captures=obs.captures, log_files=obs.log_files, notes=obs.notes)
     part.logs = sorted((line for g in peer.groups for sa in g.sas for line in by_sa.get((g.file, sa), ())),

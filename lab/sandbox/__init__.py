@@ -81,6 +81,7 @@ def enter(view: View, identity: LabIdentity | None = None) -> None:
         if not path.is_absolute() or not path.is_dir():
             raise SandboxUnavailable(f"{path}: not an absolute path of an existing folder")
     _allow_realtime(view.realtime_priority)
+    follows = kernel.parent_death_signal(), os.getppid()
     _enter_namespaces(identity)
     # Opened while this process still has its host ids (root may pass folders the lab's account
     # may not), then bound in from these wherever they end up covered.
@@ -90,6 +91,10 @@ def enter(view: View, identity: LabIdentity | None = None) -> None:
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+    if follows[0]:  # changing ids cleared it: this process follows its parent again
+        kernel.die_with_parent(follows[0])
+        if os.getppid() != follows[1]:
+            os._exit(1)  # the parent went while it was cleared
     _make_view(fds, covered, set(view.writable))
     os.chdir("/")
     global _outer

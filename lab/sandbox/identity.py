@@ -69,7 +69,8 @@ def _range(path: Path, name: str, number: int) -> Range | None:
 
 
 def setup_command(name: str) -> str:
-    return f"make setup   (as root; for another account: usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST {name})"
+    return (f"as root, in the lab's checkout: make system ACCOUNTS={name}   (or by hand: usermod --add-subuids "
+            f"FIRST-LAST --add-subgids FIRST-LAST {name}, a free range of 65536)")
 
 
 def lab_identity() -> LabIdentity:

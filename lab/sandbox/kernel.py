@@ -31,6 +31,7 @@ MOUNT_ATTR_NOSUID = 0x2
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (a syscall newer than the split tables)
 
 PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -66,5 +67,12 @@ def mount_setattr(path: str, set_: int = 0, clear: int = 0, recursive: bool = Fa
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """`sig` when the parent exits (not inherited across fork: each level sets its own)."""
+    """`sig` when the parent exits. Not inherited across fork (each level sets its own), and
+    cleared when the process's user or group ids change: set it again after that."""
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def parent_death_signal() -> int:
+    value = ctypes.c_int(0)
+    _check(_libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0), "prctl(PR_GET_PDEATHSIG)")
+    return value.value
