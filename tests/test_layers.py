@@ -10,7 +10,7 @@ import sys
 from tests import repo
 
 RUNTIME = ("scapy", "mininet", "lab.run", "lab.network", "lab.strongswan.charon",
-           "lab.capture.tcpdump", "lab.capture.packets", "lab.transport.relay", "lab.transport.process",
+           "lab.capture", "lab.transport.relay", "lab.transport.process",
            "lab.monitor", "lab.report", "lab.workshop")
 PROBE = """
 import sys

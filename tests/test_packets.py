@@ -6,6 +6,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from lab.capture import packets
+from lab.capture.ike import parse_ike
 
 MAC = "02:00:00:00:00:01"
 PEER = "02:00:00:00:00:02"
@@ -23,13 +24,13 @@ def ike(exchange: int, response: bool, notify: int | None = None, msgid: int = 0
 
 
 def test_parse_ike_sa_init_response_with_notify():
-    info = packets.parse_ike(ike(34, True, notify=14))
+    info = parse_ike(ike(34, True, notify=14))
     assert info.exchange == "IKE_SA_INIT" and info.response and info.notifies == ["NO_PROPOSAL_CHOSEN"]
     assert info.summary() == "IKE_SA_INIT response 0 N(NO_PROPOSAL_CHOSEN)"
 
 
 def test_parse_rejects_non_ike():
-    assert packets.parse_ike(b"\x00" * 10) is None
+    assert parse_ike(b"\x00" * 10) is None
 
 
 def test_read_classifies_and_orients(tmp_path):
@@ -264,18 +265,18 @@ def ikev1_notify(notify: int, flags: int = 0) -> bytes:
 
 
 def test_ikev1_notifies_have_their_own_layout_and_names():
-    info = packets.parse_ike(ikev1_notify(14))
+    info = parse_ike(ikev1_notify(14))
     assert (info.version, info.exchange, info.response, info.initiator) == (1, "IKEv1_INFORMATIONAL", False, None)
     assert info.notifies == ["NO_PROPOSAL_CHOSEN"] and info.malformed is None
-    assert packets.parse_ike(ikev1_notify(18)).notifies == ["INVALID_ID_INFORMATION"]  # IKEv1's meaning of 18
-    assert packets.parse_ike(ikev1_notify(14), ikev1_notifies=False).notifies == []
-    encrypted = packets.parse_ike(ikev1_notify(14, flags=0x01))
+    assert parse_ike(ikev1_notify(18)).notifies == ["INVALID_ID_INFORMATION"]  # IKEv1's meaning of 18
+    assert parse_ike(ikev1_notify(14), ikev1_notifies=False).notifies == []
+    encrypted = parse_ike(ikev1_notify(14, flags=0x01))
     assert encrypted.encrypted and encrypted.inner == "N" and encrypted.notifies == []
 
 
 def test_ikev2_header_fields_and_notify_summary():
     message = ike(34, True, notify=16388)
-    info = packets.parse_ike(message)
+    info = parse_ike(message)
     assert (info.version, info.spi_i, info.spi_r, info.initiator, info.length) == (2, "11" * 8, "22" * 8, False, 36)
     assert info.notifies == ["NAT_DETECTION_SOURCE_IP"] and info.notify_types == [16388]
     assert info.summary() == "IKE_SA_INIT response 0 N(NATD_S_IP)"
@@ -294,36 +295,36 @@ def sk(exchange: int, first_inner: int, msgid: int = 1, fragment: tuple[int, int
 
 
 def test_encrypted_ikev2_shows_its_first_inner_payload_and_fragments():
-    info = packets.parse_ike(sk(35, 36))
+    info = parse_ike(sk(35, 36))
     assert info.encrypted and info.inner == "IDr" and info.fragment is None and info.malformed is None
-    assert packets.parse_ike(sk(35, 41)).inner == "N"
-    first = packets.parse_ike(sk(35, 36, fragment=(1, 3)))
+    assert parse_ike(sk(35, 41)).inner == "N"
+    first = parse_ike(sk(35, 36, fragment=(1, 3)))
     assert first.inner == "IDr" and first.fragment == (1, 3) and first.summary() == "IKE_AUTH response 1 EF(1/3)"
-    later = packets.parse_ike(sk(35, 0, fragment=(2, 3)))
+    later = parse_ike(sk(35, 0, fragment=(2, 3)))
     assert later.inner is None and later.fragment == (2, 3)
 
 
 def test_malformed_lengths_are_flagged_not_raised():
     zero = bytearray(ike(34, False, notify=14))
     zero[24:28] = b"\0\0\0\0"
-    assert packets.parse_ike(bytes(zero)).malformed.startswith("length 0")
+    assert parse_ike(bytes(zero)).malformed.startswith("length 0")
     short = bytearray(ike(34, False, notify=14))
     short[30:32] = struct.pack("!H", 3)
-    assert packets.parse_ike(bytes(short)).malformed.startswith("payload length 3 < 4")
+    assert parse_ike(bytes(short)).malformed.startswith("payload length 3 < 4")
     padded = ike(34, False, notify=14)
     padded = padded[:24] + struct.pack("!I", len(padded) + 2) + padded[28:] + b"\0\0"
-    assert packets.parse_ike(padded).malformed == "2 bytes after the last payload"
+    assert parse_ike(padded).malformed == "2 bytes after the last payload"
     overrun = bytearray(ike(34, False, notify=14))
     overrun[30:32] = struct.pack("!H", 400)
-    assert "runs past" in packets.parse_ike(bytes(overrun)).malformed
+    assert "runs past" in parse_ike(bytes(overrun)).malformed
     no_group = ike(34, True, notify=17)  # INVALID_KE_PAYLOAD must carry the group it asks for
-    assert "DH group" in packets.parse_ike(no_group).malformed
+    assert "DH group" in parse_ike(no_group).malformed
     longer = ike(34, False, notify=14) + b"\0" * 10
-    assert packets.parse_ike(longer).malformed == "length 36, but the message has 46 bytes"
+    assert parse_ike(longer).malformed == "length 36, but the message has 46 bytes"
     # a message cut by the capture or by IP fragmentation is incomplete, not malformed
-    assert packets.parse_ike(sk(35, 36)[:60], complete=False).malformed is None
+    assert parse_ike(sk(35, 36)[:60], complete=False).malformed is None
     for cut in range(len(short)):
-        packets.parse_ike(bytes(short[:cut]))  # never raises
+        parse_ike(bytes(short[:cut]))  # never raises
 
 
 def test_zero_length_ike_on_port_500_is_ike_flagged_malformed(tmp_path):
