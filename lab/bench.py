@@ -22,6 +22,7 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
+from lab.capture.file import PCAP_USEC
 from lab.checks import evaluate
 from lab.checks.tunnel import TunnelCheck
 from lab.errors import LabError
@@ -32,6 +33,7 @@ from lab.run.scenarios import new_run_id, run_scenarios
 from lab.run.scheduler import mem_available_mb
 from lab.run.worker import call
 from lab.sandbox.identity import hand_to_lab
+from lab.schema.ike import IKE_PORT, NAT_T_PORT
 from lab.schema.load import LoadedScenario, load_scenario
 
 RTT_PINGS = 50
@@ -137,10 +139,12 @@ def _measure(doc: dict, names: list[str], out: Path, repeat: int, jobs: int, pro
         _write(doc, out)
     if not everything:
         return
+    from lab.diagnose.corpus import IN_A_CHECKOUT
+
     doc["diagnose"] = {"phase_s": {"median": round(statistics.median(diagnose_s), 3),
                                    "max": round(max(diagnose_s), 3), "phases": len(diagnose_s)},
-                       f"capture_{BIG_CAPTURE_MB}mb": big_capture(), f"log_{BIG_LOG_MB}mb": big_log(),
-                       "corpus": corpus_accuracy()}
+                       f"capture_{BIG_CAPTURE_MB}mb": big_capture(), f"log_{BIG_LOG_MB}mb": big_log(IN_A_CHECKOUT),
+                       "corpus": corpus_accuracy(IN_A_CHECKOUT)}
     _write(doc, out)
     doc["tunnel_rtt_ms"] = {mode: tunnel_rtt(mode) for mode in ("udp", "tcp")}
     _write(doc, out)
@@ -274,22 +278,24 @@ def big_capture() -> dict:
         return _diagnose_file(path)
 
 
-def corpus_accuracy() -> dict:
-    """lab diagnose on its corpus (tests/diagnose/corpus): every labelled log in every dialect."""
+def corpus_accuracy(folder: Path) -> dict:
+    """lab diagnose on its corpus (a checkout's tests/diagnose/corpus): every labelled log in every dialect."""
     from lab.diagnose import corpus
 
+    if not folder.is_dir():
+        return {"skipped": f"no corpus at {folder} (it is in the repository: run make bench in a checkout)"}
     started = time.monotonic()
-    table = corpus.table(corpus.evaluate())
+    table = corpus.table(corpus.evaluate(folder))
     return {**table, "seconds": round(time.monotonic() - started, 1), "markdown": corpus.markdown(table)}
 
 
-def big_log() -> dict:
+def big_log(folder: Path) -> dict:
     """`lab diagnose` on a charon log of BIG_LOG_MB: the corpus's logs (the catalogue's fault phases,
     charon's own file logger) one after the other until the size is reached; wall time and peak
     memory of the process that read it."""
-    from lab.diagnose import corpus
-
-    data = b"".join(p.read_bytes() for p in sorted((corpus.CORPUS / "logs").iterdir()))
+    if not (folder / "logs").is_dir():
+        return {"skipped": f"no corpus at {folder} to make the log of (run make bench in a checkout)"}
+    data = b"".join(p.read_bytes() for p in sorted((folder / "logs").iterdir()))
     with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-") as tmp:
         path = Path(tmp) / "big.log"
         with path.open("wb") as out:
@@ -307,12 +313,12 @@ def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> by
 def _write_capture(path: Path, size: int) -> None:
     a, b = bytes([203, 0, 113, 2]), bytes([198, 51, 100, 2])
     ike = bytes(8) + b"\x11" * 8 + bytes([33, 0x20, 34, 0x08]) + struct.pack("!II", 0, 28)
-    esp_out = _frame(a, b, 4500, 4500, b"\x01\x02\x03\x04" + bytes(1396))
-    esp_in = _frame(b, a, 4500, 4500, b"\x05\x06\x07\x08" + bytes(1396))
+    esp_out = _frame(a, b, NAT_T_PORT, NAT_T_PORT, b"\x01\x02\x03\x04" + bytes(1396))
+    esp_in = _frame(b, a, NAT_T_PORT, NAT_T_PORT, b"\x05\x06\x07\x08" + bytes(1396))
     with path.open("wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        out.write(struct.pack("<IHHiIII", PCAP_USEC, 2, 4, 0, 0, 65535, 1))
         written, t = 24, 1_800_000_000
-        for frame in [_frame(a, b, 500, 500, ike)] + [esp_out, esp_in] * (size // (2 * len(esp_out) + 32)):
+        for frame in [_frame(a, b, IKE_PORT, IKE_PORT, ike)] + [esp_out, esp_in] * (size // (2 * len(esp_out) + 32)):
             out.write(struct.pack("<IIII", t, 0, len(frame), len(frame)) + frame)
             written += 16 + len(frame)
             t += 1

@@ -416,8 +416,10 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios: on
         log = d[next(k for k in d if k.startswith("log_"))]
         say(f"lab diagnose: a phase median {d['phase_s']['median']}s, max {d['phase_s']['max']}s; "
             f"{big['bytes'] // 1024 // 1024} MB capture {big['seconds']}s, peak {big['peak_mb']} MB; "
-            f"{log['bytes'] // 1024 // 1024} MB log {log['seconds']}s, peak {log['peak_mb']} MB")
-        print(visible_lines("lab diagnose on its corpus (tests/diagnose/corpus):\n" + d["corpus"]["markdown"]))
+            + (f"{log['bytes'] // 1024 // 1024} MB log {log['seconds']}s, peak {log['peak_mb']} MB" if "bytes" in log
+               else log["skipped"]))
+        print(visible_lines("lab diagnose on its corpus (tests/diagnose/corpus):\n"
+                            + d["corpus"].get("markdown", d["corpus"].get("skipped", ""))))
     for mode, rtt in doc.get("tunnel_rtt_ms", {}).items():
         say(f"tunnel ping RTT over {mode}: " + (f"avg {rtt['avg']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f})"
                                                if "avg" in rtt else rtt["error"]))
@@ -476,6 +478,7 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
     from lab.diagnose import render
     from lab.diagnose.engine import run as run_diagnosis
     from lab.diagnose.sources import STDIN, BadInput
+    from lab.schema.ike import IKE_PORT, NAT_T_PORT
 
     _as_json("diagnose", as_json)
     if lang not in ("en", "zh", "both"):
@@ -493,7 +496,7 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
         _fail(ExitCode.BAD_INPUT, "give one or more folders, captures or logs, - for standard input (or --live)")
     if sum(str(p) == STDIN for p in paths) > 1:
         _fail(ExitCode.BAD_INPUT, "-: standard input given more than once; allowed: at most once")
-    ports = {"ike_ports": frozenset({500, *ike_port}), "nat_t_ports": frozenset({4500, *nat_t_port})}
+    ports = {"ike_ports": frozenset({IKE_PORT, *ike_port}), "nat_t_ports": frozenset({NAT_T_PORT, *nat_t_port})}
     with tempfile.TemporaryDirectory(prefix="ipsec-lab-diagnose-") as spool:
         try:
             diagnoses = run_diagnosis(paths, Path(spool), **ports)

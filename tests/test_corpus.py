@@ -9,7 +9,8 @@ from lab.diagnose.convert import DIALECTS, WRITERS, convert, records
 from lab.diagnose.dialects import parse
 from lab.diagnose.engine import run
 
-LOGS = corpus.CORPUS / "logs"
+CORPUS = Path(__file__).parent / "diagnose" / "corpus"
+LOGS = CORPUS / "logs"
 SAMPLE = LOGS / "cert-expired.fault.gw2.log"
 # what a rendering is read as (swanctl --log and the file logger without time write the same line)
 READ_AS = {"swanctl-log": "filelog-notime", "filelog": "filelog", "mixed": None}
@@ -17,7 +18,7 @@ READ_AS = {"swanctl-log": "filelog-notime", "filelog": "filelog", "mixed": None}
 
 @pytest.fixture(scope="module")
 def result() -> dict:
-    return corpus.table(corpus.evaluate())
+    return corpus.table(corpus.evaluate(CORPUS))
 
 
 def test_the_corpus_has_at_least_150_labelled_inputs(result):
@@ -37,12 +38,12 @@ def test_no_fault_called_healthy_and_no_traceback(result):
 
 
 def test_every_log_of_the_corpus_is_labelled():
-    labelled = set(corpus.labels()["logs"])
+    labelled = set(corpus.labels(CORPUS)["logs"])
     assert labelled == {p.name for p in LOGS.iterdir()}
-    recorded = corpus.labels()["recorded"]
-    assert set(recorded) == {p.name for p in (corpus.CORPUS / "recorded").iterdir()}
+    recorded = corpus.labels(CORPUS)["recorded"]
+    assert set(recorded) == {p.name for p in (CORPUS / "recorded").iterdir()}
     assert {e["dialect"] for e in recorded.values()} == {"syslog-rfc3164", "journald-short", "journald-json"}
-    for entry in corpus.labels()["logs"].values():
+    for entry in corpus.labels(CORPUS)["logs"].values():
         verdict = corpus.expectation(entry["expect"])
         assert verdict[0] in ("fault", "healthy", "indeterminate")
         # a label other than the fault's own says why

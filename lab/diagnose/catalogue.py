@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FILE = Path(__file__).parent / "catalogue.yaml"
+from lab.schema.types import Text, Vendor  # as scenarios write them
 
-
-class Text(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    en: str
-    zh: str
-
-    def get(self, lang: str) -> str:
-        return self.zh if lang == "zh" else self.en
-
-
-class Vendor(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    platform: str
-    commands: str
+FILE = files("lab.diagnose") / "catalogue.yaml"  # package data
 
 
 class Fix(BaseModel):

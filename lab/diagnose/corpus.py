@@ -1,12 +1,15 @@
-"""The diagnosis corpus (tests/diagnose/corpus): every labelled log in every dialect, diagnosed, and
-the accuracy per dialect and per class. `python -m lab.diagnose.corpus` prints the table; make bench
-records it; tests/test_corpus.py requires it.
+"""The diagnosis corpus (the repository's tests/diagnose/corpus, not part of the package): every
+labelled log in every dialect, diagnosed, and the accuracy per dialect and per class. `python -m
+lab.diagnose.corpus [FOLDER]` prints the table (FOLDER: the corpus, by default tests/diagnose/corpus
+of the folder it is run from, a checkout's root); make bench records it; tests/test_corpus.py
+requires it.
 
 An input is right when verdict, step and class are all the expected ones. Counted apart: fault
 inputs called healthy (the worst answer), and inputs that raised (a traceback).
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 import traceback
 from collections import defaultdict
@@ -17,9 +20,8 @@ import yaml
 
 from lab.diagnose.convert import DIALECTS, convert
 from lab.diagnose.engine import run
-from lab.paths import ROOT
 
-CORPUS = ROOT / "tests" / "diagnose" / "corpus"
+IN_A_CHECKOUT = Path("tests") / "diagnose" / "corpus"  # from a checkout's root, where make runs
 AS_WRITTEN = "as written"  # a recorded log, diagnosed in the dialect charon wrote it in
 
 
@@ -49,7 +51,7 @@ def expectation(text: str) -> tuple:
     return (words[0], int(words[1]), words[2]) if words[0] == "fault" else (words[0], None, None)
 
 
-def labels(corpus: Path = CORPUS) -> dict[str, dict]:
+def labels(corpus: Path) -> dict[str, dict]:
     return yaml.safe_load((corpus / "manifest.yaml").read_text())
 
 
@@ -58,7 +60,7 @@ def diagnose_one(path: Path) -> tuple[tuple, list]:
     return (found.verdict, found.step, found.fault_class), found.faulty
 
 
-def evaluate(corpus: Path = CORPUS, dialects: tuple[str, ...] = DIALECTS) -> list[Case]:
+def evaluate(corpus: Path, dialects: tuple[str, ...] = DIALECTS) -> list[Case]:
     doc = labels(corpus)
     cases = []
     with tempfile.TemporaryDirectory(prefix="ipsec-lab-corpus-") as tmp:
@@ -115,7 +117,7 @@ def markdown(doc: dict) -> str:
 
 
 if __name__ == "__main__":
-    result = table(evaluate())
+    result = table(evaluate(Path(sys.argv[1]) if len(sys.argv) > 1 else IN_A_CHECKOUT))
     print(markdown(result))
     for wrong in result["wrong"]:
         print("wrong:", wrong)

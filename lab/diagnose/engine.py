@@ -18,6 +18,7 @@ from lab.diagnose import facts as F
 from lab.diagnose import peers as P
 from lab.diagnose.logs import describe, read_stream
 from lab.diagnose.sources import MAX_FILE_BYTES, Inputs, open_regular
+from lab.exitcodes import ExitCode
 
 STEPS = {1: {"en": "reachability", "zh": "网络通达性"}, 2: {"en": "negotiation", "zh": "协商过程"},
          3: {"en": "authentication and policy", "zh": "认证与策略"}}
@@ -43,8 +44,8 @@ class Diagnosis:
     cited: list = field(default_factory=list, repr=False)  # the evidence itself (F.Evidence), for peers
 
     @property
-    def exit_code(self) -> int:
-        return {"healthy": 0, "fault": 1, "indeterminate": 4}[self.verdict]
+    def exit_code(self) -> ExitCode:
+        return {"healthy": ExitCode.OK, "fault": ExitCode.FAILED, "indeterminate": ExitCode.INDETERMINATE}[self.verdict]
 
     def entry(self) -> cat.FaultClass | None:
         return cat.catalogue().classes[self.fault_class] if self.fault_class else None

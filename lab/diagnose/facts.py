@@ -12,12 +12,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
+from lab.capture.packets import IKE_PORTS
 from lab.diagnose.logs import STARTED, LogLine
+from lab.schema.ike import IKE_PORT, NAT_T_PORT
 
 MAX_KEPT = 20_000  # packets of each kind kept as possible evidence; counting goes on past it
-IKE_PORTS = frozenset({500})
 
 
 @dataclass
@@ -368,7 +369,8 @@ def _into_nat_mapping(icmp: str) -> bool:
     """Port unreachable for a packet from the IKE/NAT-T port to a port that is neither: a NAT
     mapping's port, gone (a host that merely has no charon is addressed on 500 or 4500)."""
     found = _QUOTED.search(icmp)
-    return bool(found) and int(found.group(1)) in (500, 4500) and int(found.group(2)) not in (500, 4500)
+    ike = (IKE_PORT, NAT_T_PORT)
+    return bool(found) and int(found.group(1)) in ike and int(found.group(2)) not in ike
 
 
 def peer_returns_from_new_port(obs: Observation) -> list[Evidence]:
@@ -376,7 +378,7 @@ def peer_returns_from_new_port(obs: Observation) -> list[Evidence]:
     ports: dict[tuple[str, str], list[Seen]] = defaultdict(list)
     for s in obs.ike:
         p = s.packet
-        if p.dport == 4500 and p.sport not in (500, 4500):
+        if p.dport == NAT_T_PORT and p.sport not in (IKE_PORT, NAT_T_PORT):
             ports[(p.src, p.dst)].append(s)
     for seen in ports.values():
         order = list(dict.fromkeys(s.packet.sport for s in seen))
@@ -922,7 +924,7 @@ def natt_request_unanswered(obs: Observation) -> list[Evidence]:
         if sent is None:
             continue
         sport, dport, size = (int(v) for v in _SENT.match(sent.text).groups())
-        if size <= LARGE_IKE and (sport == 4500 or dport == 4500):
+        if size <= LARGE_IKE and NAT_T_PORT in (sport, dport):
             return [Logged(sent), Logged(retransmit)]
     return []
 

@@ -18,12 +18,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.capture.file import is_capture
 from lab.diagnose.logs import looks_like_charon_log
+from lab.schema.scenario import Phase
 
-PCAP_MAGIC = {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-GZIP_MAGIC = b"\x1f\x8b"
-PHASES = ("baseline", "fault", "partial", "fix")  # the phase folders of a run (lab run)
+PHASES = tuple(str(p) for p in Phase)  # the phase folders of a run (lab run)
 MAX_FILES = 2000  # in one folder tree: a diagnosis reads artifacts, not a whole disk
 MAX_DEPTH = 3
 MAX_FILE_BYTES = 1 << 30  # one capture or log
@@ -88,7 +87,7 @@ def _head(path: Path) -> tuple[bytes, int]:
 
 def kind(head: bytes) -> str | None:
     """'capture', 'log' or None, from a file's first bytes."""
-    if head[:4] in PCAP_MAGIC or head[:4] == PCAPNG_MAGIC or head[:2] == GZIP_MAGIC:
+    if is_capture(head):  # as the capture reader takes it: pcap, pcapng, gzip
         return "capture"
     return "log" if looks_like_charon_log(head) else None
 

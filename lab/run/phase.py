@@ -7,12 +7,8 @@ fix:      the fault and then the fix applied, the healthy checks must hold again
 """
 from __future__ import annotations
 
-import json
-import os
-import secrets
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from lab.schema.ike import IKE_PORT, NAT_T_PORT
 from lab.schema.merge import deep_merge
 from lab.schema.types import (Duration, FileModel, Identifier, IkeIdentity, LogSubsystem, PeerAddr, PoolAddrs,
                               PreSharedKey, Proposal, TrafficSelector, VirtualIp, seconds_between)
@@ -88,8 +89,8 @@ class Secret(FileModel):
 class CharonSettings(FileModel):
     """strongswan.conf `charon` settings the scenarios tune (timers mostly)."""
 
-    port: int = Field(500, ge=0, le=65535)
-    port_nat_t: int = Field(4500, ge=0, le=65535)
+    port: int = Field(IKE_PORT, ge=0, le=65535)
+    port_nat_t: int = Field(NAT_T_PORT, ge=0, le=65535)
     retransmit_timeout: seconds_between(0.01, 3600) = 4.0
     retransmit_base: float = Field(1.8, ge=1, le=10)
     retransmit_tries: int = Field(5, ge=0, le=100)

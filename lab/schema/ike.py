@@ -11,6 +11,10 @@ from importlib.resources import files
 
 _DATA = files("lab.schema") / "data"  # package data
 
+# The ports IKE uses unless configured otherwise (RFC 7296 2.23: 500, and 4500 once NAT-T floats)
+IKE_PORT = 500
+NAT_T_PORT = 4500
+
 # charon's logger subsystems (src/libstrongswan/utils/debug.c), and `default`
 LOG_SUBSYSTEMS = ("default", "dmn", "mgr", "ike", "chd", "job", "cfg", "knl", "net", "asn", "enc", "tnc",
                   "imc", "imv", "pts", "tls", "app", "esp", "lib")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from lab.schema import locate, repeat, yamlfile
 from lab.schema.errors import InputError, Problem
 from lab.schema.gateway import GatewayConfig
+from lab.schema.ike import NAT_T_PORT
 from lab.schema.kinds import CHECKS, STEPS
 from lab.schema.merge import MergeError, deep_merge
 from lab.schema.pki import Pki
@@ -52,7 +53,7 @@ class LoadedScenario:
 
     def nat_t_ports(self) -> frozenset[int]:
         """Every port a gateway of this scenario may carry ESP-in-UDP on."""
-        return frozenset({4500}.union(*(g.nat_t_ports() for g in self.gateways.values())))
+        return frozenset({NAT_T_PORT}.union(*(g.nat_t_ports() for g in self.gateways.values())))
 
 
 # -- pydantic errors as file:line problems -----------------------------------------------

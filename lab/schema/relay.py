@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from lab.schema.ike import NAT_T_PORT
 from lab.schema.types import FileModel, Identifier, IpAddr, seconds_between
 
 
@@ -31,13 +32,13 @@ class TcpEncap(FileModel):
     # charon's own address on the node's loopback (its local_addrs for relayed peers)
     charon: IpAddr
     # charon's NAT-T port on a relayed gateway (its port_nat_t and connections' local_port):
-    # not 4500, which the relay itself uses on the wire.
+    # not NAT_T_PORT, which the relay itself uses on the wire.
     charon_port: int = Field(4510, ge=1, le=65535)
     # the relay's port on its loopback addresses (the connections' remote_port)
     relay_port: int = Field(4511, ge=1, le=65535)
     mode: Literal["tcp", "udp", "auto"] = "tcp"
     tcp_port: int = Field(443, ge=1, le=65535)
-    udp_port: int = Field(4500, ge=1, le=65535)
+    udp_port: int = Field(NAT_T_PORT, ge=1, le=65535)
     auto_threshold: seconds_between(0, 600) = 15.0
     connect_timeout: seconds_between(0.1, 60) = 5.0
     tunnels: list[RelayTunnel] = Field(min_length=1, max_length=16)

@@ -10,8 +10,8 @@ from pydantic_core import PydanticCustomError
 from lab.schema.kinds import CHECKS, STEPS, fault_classes
 from lab.schema.pki import Pki
 from lab.schema.topology import Param, References, Timer
-from lab.schema.types import (CaseFile, FileModel, Identifier, IfName, NodeName, Prose, ScenarioName, Text,
-                              WebUrl, bounded_text, seconds_between)
+from lab.schema.types import (CaseFile, FileModel, Identifier, IfName, NodeName, ScenarioName, Text,
+                              Vendor, WebUrl, bounded_text, seconds_between)
 
 
 
@@ -30,13 +30,6 @@ CheckSpec = CHECKS.union()
 # A scenario names a topology by name (topologies/) or by a relative path that stays under
 # the scenario's folder or topologies/ (lab.schema.load decides; nothing else is ever read).
 TopologyRef = bounded_text(200, "a topology reference")
-
-
-class Vendor(FileModel):
-    """The commands of the source case, as the vendor's CLI has them (shown, never run)."""
-
-    platform: bounded_text(100, "a platform name")
-    commands: Prose
 
 
 class Change(FileModel):

@@ -138,6 +138,13 @@ class Text(FileModel):
         return self.zh if lang == "zh" else self.en
 
 
+class Vendor(FileModel):
+    """Commands as a vendor's CLI has them (a case's fault and fix, a fault class's fix): shown, never run."""
+
+    platform: bounded_text(100, "a platform name")
+    commands: Prose
+
+
 # -- addresses ----------------------------------------------------------------------
 def _in_lab_ranges(value: str, what: str) -> None:
     addr = ipaddress.ip_interface(value).ip

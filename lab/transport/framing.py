@@ -4,7 +4,8 @@ non-ESP marker; ESP packets start with their SPI, never zero.
 """
 from __future__ import annotations
 
-PREFIX = b"IKETCP"
+PREFIX = b"IKETCP"  # the initiator's first bytes on a stream
+NON_ESP_MARKER = b"\0\0\0\0"  # IKE follows it, in a frame as in ESP-in-UDP (RFC 3948)
 # Linux espintcp refuses shorter frames: length field + at least a 4-byte marker/SPI.
 MIN_LENGTH = 6
 MAX_LENGTH = 0xFFFF
@@ -24,7 +25,7 @@ def frame(payload: bytes) -> bytes:
 
 
 def kind(payload: bytes) -> str:
-    return "IKE" if payload[:4] == b"\0\0\0\0" else "ESP"
+    return "IKE" if payload[:4] == NON_ESP_MARKER else "ESP"
 
 
 class Deframer:
