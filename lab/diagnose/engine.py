@@ -69,7 +69,7 @@ def observe(inputs: Inputs, ike_ports: frozenset[int] = F.IKE_PORTS,
             nat_t_ports: frozenset[int] = packets.NAT_T_PORTS) -> F.Observation:
     obs = F.Observation()
     for found in inputs.captures:
-        capture = F.Capture(found.path, found.where, found.node, two_way=found.where is not None)
+        capture = F.ObservedCapture(found.path, found.where, found.node, two_way=found.where is not None)
         obs.captures.append(capture)
         try:
             for packet in packets.stream(found.path, found.mac, nat_t_ports=nat_t_ports, ike_ports=ike_ports,

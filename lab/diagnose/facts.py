@@ -22,7 +22,7 @@ MAX_KEPT = 20_000  # packets of each kind kept as possible evidence; counting go
 
 
 @dataclass
-class Capture:
+class ObservedCapture:
     """A capture and what is known of where it was taken."""
 
     path: Path
@@ -48,7 +48,7 @@ class Capture:
 class Seen:
     """A packet as evidence: file, number, time, interface/direction, one-line summary."""
 
-    capture: Capture
+    capture: ObservedCapture
     packet: object  # lab.capture.packets.Packet
 
     def cite(self) -> dict:
@@ -76,7 +76,7 @@ Evidence = Seen | Logged
 
 @dataclass
 class Observation:
-    captures: list[Capture] = field(default_factory=list)
+    captures: list[ObservedCapture] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     log_files: list = field(default_factory=list)  # lab.diagnose.logs.LogFile: IKE_SAs and dialects per log
     cache: dict = field(default_factory=dict)  # what facts compute once from the lines (per IKE_SA)
@@ -93,7 +93,7 @@ class Observation:
     acked: dict = field(default_factory=dict)  # (capture, flow) -> the highest ACK sent on it
     notes: list[str] = field(default_factory=list)
 
-    def add(self, capture: Capture, p) -> None:
+    def add(self, capture: ObservedCapture, p) -> None:
         capture.packets += 1
         if p.direction:
             capture.directions.add(p.direction)
@@ -125,7 +125,7 @@ class Observation:
             _keep(self.clear, seen)
 
 
-    def _segment(self, capture: Capture, seen: Seen) -> None:
+    def _segment(self, capture: ObservedCapture, seen: Seen) -> None:
         """Data sent and acknowledged on each TCP flow (not their bytes): what a path MTU black
         hole leaves, one large segment sent again and again and never acknowledged."""
         p = seen.packet

@@ -35,7 +35,7 @@ class CaptureView:
     name: str
     where: str
     pcap: FileLink
-    capture: ladder.Capture | None
+    capture: ladder.LadderRows | None
     ladder: ladder.Ladder | None
     error: str | None = None  # why the pcap could not be read (cut short by a crash, empty)
 

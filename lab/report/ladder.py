@@ -96,7 +96,7 @@ class Band:
 
 
 @dataclass
-class Capture:
+class LadderRows:
     """What a capture holds for the ladder, in file order."""
 
     rows: list[Message | Band] = field(default_factory=list)
@@ -121,7 +121,7 @@ class _Reader:
     """Turns packets into rows: arrows for messages, bands for runs of traffic."""
 
     def __init__(self) -> None:
-        self.capture = Capture()
+        self.capture = LadderRows()
         self.open: dict[tuple, Band] = {}
         # (src, dst, IP id) -> the row of a datagram's first fragment, which the others join
         self.first_fragment: dict[tuple, Message | Band] = {}
@@ -152,7 +152,7 @@ class _Reader:
         else:
             self._band(p)
 
-    def finish(self) -> Capture:
+    def finish(self) -> LadderRows:
         for message, key in self.requests:
             message.unanswered = key not in self.answered
         self.capture.rows.sort(key=lambda r: (r.time, r.number))
@@ -276,7 +276,7 @@ def _ike_words(p: pcap.Packet) -> list[list[Segment]]:
     return words
 
 
-def read(path: Path, mac: str, nat_t_ports: frozenset[int]) -> Capture:
+def read(path: Path, mac: str, nat_t_ports: frozenset[int]) -> LadderRows:
     """The rows of one capture (streamed: memory stays bounded whatever the file's size)."""
     reader = _Reader()
     for packet in pcap.stream(path, mac, nat_t_ports=nat_t_ports):
@@ -379,7 +379,7 @@ def _cut(word: Segment, units: int) -> Segment:
                    word.tone)
 
 
-def _lanes(capture: Capture, owners: dict[str, tuple[str, str, int]]) -> list[str]:
+def _lanes(capture: LadderRows, owners: dict[str, tuple[str, str, int]]) -> list[str]:
     """Addresses in column order: by the topology column of the node that has them (as in
     the drawing above), then by first appearance."""
     first: dict[str, int] = {}
@@ -404,7 +404,7 @@ def _place_lanes(addresses: list[str], owners: dict[str, tuple[str, str, int]]) 
     return lanes
 
 
-def layout(capture: Capture, owners: dict[str, tuple[str, str, int]]) -> Ladder:
+def layout(capture: LadderRows, owners: dict[str, tuple[str, str, int]]) -> Ladder:
     """Place columns and rows. `owners`: address -> (node, interface, topology column)."""
     lanes = _place_lanes(_lanes(capture, owners), owners)
     x = {lane.address: lane.x for lane in lanes}
