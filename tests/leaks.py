@@ -1,6 +1,8 @@
 """What a lab could leave on the host: processes (and the namespaces they hold), links in the
-host's network namespace, mounts in its mount namespace, named network namespaces. (Its runtime
-files are in the sandbox's private /tmp: tests/test_isolation.py shows a node's /tmp is not the host's.)
+host's network namespace, mounts in its mount namespace, named network namespaces. Nothing here
+assumes where temporary files go: a lab's runtime files are in its sandbox's own scratch folders,
+never the host's, whatever TMPDIR says (tests/test_isolation.py shows a node's /tmp is not the
+host's; tests/test_cli.py runs a lab with TMPDIR elsewhere and finds nothing left there).
 
 A lab lives in a sandbox whose processes the kernel ends with its first one (lab.sandbox);
 these snapshots check that, from outside. Every process a test starts inherits SESSION_VAR

@@ -210,3 +210,14 @@ def test_a_run_never_replaces_a_folder_it_did_not_write(tmp_path):
     assert (mine / "notes.txt").read_text() == "mine"
     (mine / RUN_MARK).touch()
     assert unreplaceable(["psk-mismatch", "absent"], tmp_path) == []
+
+
+@pytest.mark.lab
+def test_a_run_with_tmpdir_elsewhere_leaves_nothing_there(tmp_path, no_leaks):
+    """Runtime files (vici sockets, a lab's scratch) are the sandbox's own, whatever TMPDIR says."""
+    elsewhere = tmp_path / "tmpdir"
+    elsewhere.mkdir()
+    os.chmod(elsewhere, 0o1777)
+    out = lab("run", "psk-mismatch", "--out", str(tmp_path / "out"), env={**os.environ, "TMPDIR": str(elsewhere)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert list(elsewhere.iterdir()) == []
