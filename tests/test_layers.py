@@ -105,3 +105,24 @@ def test_the_leaves_import_no_lab_module():
     for leaf in LEAVES - {"lab"}:
         assert not _lab_modules(_imports(leaf)), leaf
     assert _imports("lab") == set()  # the package's __init__: its version only
+
+
+def test_every_attribute_of_a_lab_module_exists():
+    """`module.name` where module is one of the lab's: the name is there (a module split in parts
+    leaves no reader of a name that moved; what no unit test runs is caught here too)."""
+    missing = []
+    for folder in (repo.ROOT / "lab", repo.ROOT / "tests"):
+        for path in folder.rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            modules = {}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lab"):
+                    modules.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names
+                                    if _is_module(f"{node.module}.{a.name}")})
+                elif isinstance(node, ast.Import):
+                    modules.update({a.asname or a.name: a.name for a in node.names if a.name.startswith("lab")})
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                    if not hasattr(importlib.import_module(modules[node.value.id]), node.attr):
+                        missing.append(f"{path.relative_to(repo.ROOT)}:{node.lineno}: {modules[node.value.id]}.{node.attr}")
+    assert not missing, missing

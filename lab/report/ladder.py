@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.capture import packets as pcap
+from lab.capture.ike import FIRST_STATUS_NOTIFY
+from lab.schema.ike import notify_short_name
 
 MAX_ROWS = 300
 MAX_LABEL_LINES = 4
@@ -263,9 +265,9 @@ def _ike_words(p: pcap.Packet) -> list[list[Segment]]:
     first.append(Segment(f"{p.sport} → {p.dport}", tone="muted"))
     words = [first]
     if ike.notifies:
-        names = [n if t < pcap.FIRST_STATUS_NOTIFY else pcap.notify_short_name(n)
+        names = [n if t < FIRST_STATUS_NOTIFY else notify_short_name(n)
                  for n, t in zip(ike.notifies, ike.notify_types)]
-        errors = any(t < pcap.FIRST_STATUS_NOTIFY for t in ike.notify_types)
+        errors = any(t < FIRST_STATUS_NOTIFY for t in ike.notify_types)
         items = [f"N({n}," if i == 0 else f"{n}," for i, n in enumerate(names)]
         items[-1] = items[-1][:-1] + ")"
         if len(names) == 1:
