@@ -111,7 +111,7 @@ def test_a_killed_run_takes_its_labs_with_it_at_once(tmp_path):
     """`lab run` alone killed mid-phase: its workers follow it at once (each tears its lab
     down), not when their phases would have ended (dpd-nat-timeout's fault phase runs 12 s)."""
     before = snapshot()
-    run = subprocess.Popen([*LAB, "run", "dpd-nat-timeout", "--out", str(tmp_path)], cwd=paths.ROOT,
+    run = subprocess.Popen([*LAB, "run", "dpd-nat-timeout", "--out", str(tmp_path)], cwd=repo.ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while len(charons_below(run.pid)) < 12:  # three phase labs of HQ and three branches
