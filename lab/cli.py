@@ -439,7 +439,8 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
     seat = _seat(None)
     current = client.start(seat, sc, out, param, lang)
     # The title names the fault: the brief and the task describe it as users report it.
-    say(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
+    say(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}")
+    print()
     _brief(sc, lang)
     _next_commands(current, seat)
 
@@ -448,15 +449,16 @@ def _next_commands(current: dict, seat) -> None:
     """What to type next, with this lab's own node and interface names."""
     from lab.workshop.state import page_url
 
-    gateway = next(iter(current["env"]), next(iter(current["nodes"])))
+    gateway = next((n for n, env in current["env"].items() if env), next(iter(current["nodes"])))
     intf = next(iter(current.get("interfaces", {}).get(gateway, {})), "eth0")
-    say(f"lab shell {gateway:<28} a shell on a node (nodes: {', '.join(current['nodes'])}); swanctl works there\n"
-        f"lab shell {gateway} -- swanctl --list-sas     one command on a node\n"
-        f"lab capture {gateway}:{intf} | wireshark -k -i -   a live capture of an interface\n"
-        "lab hint                                the next hint, one at a time\n"
-        "lab check                               grade the lab: passes once it is healthy, however it was fixed\n"
-        "lab status                              your lab, and your page in the browser\n"
-        "lab stop                                tear the lab down")
+    for line in (f"lab shell {gateway:<29} a shell on a node (nodes: {', '.join(current['nodes'])}); swanctl works there",
+                 f"{'lab shell ' + gateway + ' -- swanctl --list-sas':<39} one command on a node",
+                 f"{'lab capture ' + gateway + ':' + intf + ' | wireshark -k -i -':<39} a live capture of an interface",
+                 f"{'lab hint':<39} the next hint, one at a time",
+                 f"{'lab check':<39} grade the lab: passes once it is healthy, however it was fixed",
+                 f"{'lab status':<39} your lab, and your page in the browser",
+                 f"{'lab stop':<39} tear the lab down"):
+        say(line)
     url = page_url(seat)
     say(f"your page (terminals, hints, checks, captures in the browser): {url}" if url else
         "the room's web pages are not served now (the trainer runs lab serve); lab status shows your page then")
@@ -629,6 +631,49 @@ def status(user: Optional[str] = USER,
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(room.page(rows))
         say(f"written: {html_out}")
+
+
+@app.command()
+def serve(listen: str = typer.Option("127.0.0.1:8088", "--listen",
+                                     help="ADDRESS:PORT to listen on, e.g. the room's network: 192.0.2.10:8080"),
+          url: Optional[str] = typer.Option(None, "--url", help="the base URL trainees open, when not http://ADDRESS:PORT "
+                                                               "(a name, a proxy)")) -> None:
+    """The room's web server (root, the trainer): a page per trainee (terminals, hints, checks, a live
+    capture) behind a secret URL, and the trainer's live view of every lab with the grades as CSV."""
+    import ipaddress
+
+    if os.geteuid() != 0:
+        err.print("lab serve: only root (the trainer) serves the room's pages")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+        if not 0 <= number <= 65535:
+            raise ValueError
+    except ValueError:
+        err.print(f"--listen {visible(listen[:60])}: allowed: ADDRESS:PORT with an IP address, e.g. 192.0.2.10:8080 "
+                  "or [2001:db8::1]:8080", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if url is not None and not url.startswith(("http://", "https://")):
+        err.print(f"--url {visible(url[:60])}: allowed: a URL starting with http:// or https://", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    from lab.serve import server
+
+    def announce(trainer_url: str, room) -> None:
+        say(f"lab serve: the trainer's page (keep it to yourself): {trainer_url}")
+        for view in sorted(room.seats.values(), key=lambda v: v.account):
+            from lab.workshop.state import page_url
+            say(f"  {view.account}: {page_url(view.seat) or '(no page: the lab has no token)'}")
+        say("each new lab's page is printed by lab start and lab status; Ctrl-C stops serving")
+        sys.stdout.flush()
+
+    try:
+        server.run(host, number, url, announce)
+    except OSError as exc:
+        err.print(f"lab serve: cannot listen on {visible(listen[:60])}: {visible(str(exc))}", markup=False)
+        raise typer.Exit(EXIT_LAB) from None
 
 
 @app.command()

@@ -130,6 +130,16 @@ def _drawing(sc: LoadedScenario, faulty: set[str]) -> dict:
         return {"svg": None, "error": f"dot: {exc}"}
 
 
+def stylesheet() -> str:
+    """The report's styles on their own (lab serve's pages draw ladders as the report does)."""
+    return _ENV.get_template("report.css.j2").render()
+
+
+def ladder_svg(view: CaptureView, origin: float) -> Markup:
+    """One capture's ladder on its own (a live capture's page), drawn as the report draws it."""
+    return Markup(_ENV.get_template("ladder.svg.j2").module.draw(view, origin))
+
+
 def render(sc: LoadedScenario, doc: dict, scenario_dir: Path, phase_dirs: dict[str, Path] | None = None,
            trainee: list | None = None) -> str:
     """The report's HTML. `phase_dirs`: where each phase's captures and logs are (default

@@ -79,7 +79,7 @@ class Seat:
     def new_token(self) -> str:
         """A fresh secret for this seat's pages (the old one stops working)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        _write_new(self.token_file, token + "\n", 0o600)
+        write_new(self.token_file, token + "\n", 0o600)
         return token
 
     def claim(self) -> None:
@@ -98,7 +98,7 @@ class Seat:
 
     def write(self, data: dict[str, Any]) -> None:
         tmp = self.state.with_suffix(".tmp")
-        _write_new(tmp, json.dumps(data, indent=2), 0o600)
+        write_new(tmp, json.dumps(data, indent=2), 0o600)
         tmp.replace(self.state)  # readers never see half a file
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]] | None = None, **changes: Any) -> None:
@@ -150,7 +150,7 @@ def _read_own(path: Path) -> str | None:
 MAX_STATE_BYTES = 1 << 20
 
 
-def _write_new(path: Path, text: str, mode: int) -> None:
+def write_new(path: Path, text: str, mode: int) -> None:
     """A file made afresh (whatever was at `path`, a link included, is removed first, never followed),
     owned by the seat's account when root writes it."""
     path.unlink(missing_ok=True)
@@ -188,13 +188,14 @@ def page_url(seat: "Seat") -> str | None:
     return f"{base.rstrip('/')}/t/{token}/" if base and token else None
 
 
-def seats() -> list[Seat]:
+def seats(in_room: Path | None = None) -> list[Seat]:
     """Every account's seat (root only: nobody else may list the room)."""
+    where = in_room or room()
     try:
-        entries = sorted(room().iterdir())
+        entries = sorted(where.iterdir())
     except OSError:
         return []
-    return [Seat(p.name) for p in entries if p.is_dir() and not p.is_symlink()
+    return [Seat(p.name, where) for p in entries if p.is_dir() and not p.is_symlink()
             and account_name(p.stat().st_uid) == p.name]
 
 
