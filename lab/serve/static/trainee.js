@@ -69,14 +69,19 @@
       s.interfaces[n].forEach(function (i) { var o = el("option", null, n + ":" + i); o.value = n + "/" + i; select.append(o); });
     });
   }
+  function labelled(en, zh) {  // a cell that names its column when a phone stacks the table
+    var td = el("td");
+    td.dataset.labelEn = en; td.dataset.labelZh = zh;
+    return td;
+  }
   function showChecks(checks, verdict) {
     var body = document.querySelector("#checks tbody");
     body.replaceChildren();
     checks.forEach(function (c) {
       var tr = el("tr", c.passed ? "passed" : "failed");
-      var title = el("td"); title.dataset.label = "check"; title.append(both(c.title));
-      var seen = el("td"); seen.append(el("code", null, c.observed));
-      var result = el("td"); var b = el("span", "badge " + (c.passed ? "pass" : "fail"));
+      var title = labelled("check", "检查项"); title.append(both(c.title));
+      var seen = labelled("observed", "实际观察"); seen.append(el("code", null, c.observed));
+      var result = labelled("result", "结果"); var b = el("span", "badge " + (c.passed ? "pass" : "fail"));
       b.append(c.passed ? said("pass", "通过") : said("fail", "失败")); result.append(b);
       tr.append(title, seen, result);
       body.append(tr);
