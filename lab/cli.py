@@ -255,6 +255,14 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios (de
         say(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
             f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
             f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
+    c = doc["classroom"]
+    say("classroom: " + (c["error"] if "error" in c else
+                         f"{c['labs']} trainee labs of {c['scenario']} and lab serve: started in {c['start_s']}s, "
+                         f"labs {c['labs_memory_mb']} MB, lab serve {c['serve_rss_mb']} MB; idle CPU (% of a core): "
+                         f"lab serve {c['serve_cpu_idle_pct_of_a_core']}, labs {c['labs_cpu_idle_pct_of_a_core']}; "
+                         f"a trainee's page {c['http_load_s']['median']}s over HTTP, "
+                         f"{c.get('browser_trainee_page_s', '-')}s in Chromium, the trainer's "
+                         f"{c.get('browser_trainer_page_s', '-')}s"))
     say(f"written: {out}")
 
 

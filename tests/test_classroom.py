@@ -20,7 +20,7 @@ import pytest
 
 from lab import paths
 from lab.workshop.state import Seat
-from tests.cdp import Browser
+from lab.browser import Browser
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by make test")]

@@ -62,7 +62,7 @@ def test_trainee_fixes_psk_mismatch_by_hand(workshop):
 
     status = alice.lab("status").stdout
     assert "running" in status and "psk-mismatch" not in status  # the trainee's view never names the fault
-    assert alice.lab("stop").stdout.startswith("stopped psk-mismatch")
+    assert alice.lab("stop").stdout.startswith("stopped your lab")
     assert "no workshop lab" in alice.lab("status").stdout
 
 
@@ -98,7 +98,7 @@ def test_a_training_room_keeps_each_trainees_lab_apart(workshop, room, tmp_path)
     assert alice.name in (tmp_path / "room.html").read_text()
     assert trainer("check", "--user", bob.name).returncode == 1
     assert trainer("stop", "--user", bob.name).stdout.startswith(f"stopped id-mismatch of {bob.name}")
-    assert alice.lab("stop").stdout.startswith("stopped psk-mismatch")
+    assert alice.lab("stop").stdout.startswith("stopped your lab")
     assert oct(room.stat().st_mode & 0o7777) == "0o1733"
 
 

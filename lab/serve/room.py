@@ -80,6 +80,7 @@ class Room:
         self.version = 0
         self.changed = asyncio.Condition()
         self._briefings = asyncio.Semaphore(2)  # a Python each: at most two at a time on a busy machine
+        self._warming: set[str] = set()
 
     def by_token(self, token: str) -> SeatView | None:
         account = self._tokens.get(digest(token))
@@ -89,7 +90,16 @@ class Room:
         while True:
             if self.scan():
                 await self.bump()
+                self._warm()
             await asyncio.sleep(WATCH_S)
+
+    def _warm(self) -> None:
+        """Each new lab's briefing read now, in the background: its page's first load need not wait."""
+        for view in self.seats.values():
+            if view.briefing_of != (view.record.path, tuple(view.record.params)) and view.account not in self._warming:
+                self._warming.add(view.account)
+                task = asyncio.create_task(self.briefing(view))
+                task.add_done_callback(lambda _, account=view.account: self._warming.discard(account))
 
     async def bump(self) -> None:
         async with self.changed:

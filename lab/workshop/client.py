@@ -158,4 +158,5 @@ def stop(seat: Seat) -> str:
                 break
             time.sleep(0.05)
     seat.clear()
-    return f"stopped {current['scenario']}{_whose(seat)}"
+    shown = current["scenario"] if os.geteuid() == 0 else "your lab"  # a trainee's view never names the fault
+    return f"stopped {shown}{_whose(seat)}"

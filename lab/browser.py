@@ -69,22 +69,26 @@ class Browser:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer.get("result", {})
 
-    async def page(self, url: str) -> "Page":
+    async def page(self, url: str, wait: str = "document.readyState === 'complete'") -> "Page":
+        """A new tab at `url`, once `wait` holds in it (JavaScript)."""
         target = await self.send("Target.createTarget", {"url": "about:blank"})
         attached = await self.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
-        page = Page(self, attached["sessionId"])
+        page = Page(self, attached["sessionId"], target["targetId"])
         await page.call("Page.enable")
         await page.call("Runtime.enable")
         await page.call("Emulation.setDeviceMetricsOverride", {"width": self.size[0], "height": self.size[1],
                                                                 "deviceScaleFactor": 1, "mobile": False})
         await page.call("Page.navigate", {"url": url})
-        await page.wait("document.readyState === 'complete'")
+        await page.wait(wait)
         return page
 
 
 class Page:
-    def __init__(self, browser: Browser, session: str):
-        self.browser, self.session = browser, session
+    def __init__(self, browser: Browser, session: str, target: str):
+        self.browser, self.session, self.target = browser, session, target
+
+    async def close(self) -> None:
+        await self.browser.send("Target.closeTarget", {"targetId": self.target})
 
     async def call(self, method: str, params: dict | None = None) -> dict:
         return await self.browser.send(method, params, self.session)
