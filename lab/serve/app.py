@@ -33,7 +33,8 @@ TYPES = {".js": "text/javascript", ".css": "text/css"}
 KEEPALIVE_S = 15
 HINT_TIMEOUT_S = 60
 CHECK_MARGIN_S = 60  # beyond the lab's own check timeout: a Python to start, a report to write
-LIVE_PER_SEAT = 4
+LIVE_PER_SEAT = 4  # live captures a trainee keeps open at once (each holds up to live.KEEP_BYTES)
+TERMINALS_PER_SEAT = 12  # terminals a trainee keeps open at once
 HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
            "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
@@ -225,9 +226,15 @@ async def _terminal(request: web.Request) -> web.WebSocketResponse:
     node = request.match_info["node"]
     if node not in view.record.nodes or not view.record.alive:
         raise web.HTTPNotFound()
+    if view.terminals >= TERMINALS_PER_SEAT:
+        raise web.HTTPTooManyRequests(text=f"at most {TERMINALS_PER_SEAT} terminals at once")
     ws = web.WebSocketResponse(max_msg_size=64 * 1024, heartbeat=30)
     await ws.prepare(request)
-    await terminal.bridge(ws, view.account, node, {"LAB_ROOM": str(request.app[ROOM_KEY].path)})
+    view.terminals += 1
+    try:
+        await terminal.bridge(ws, view.account, node, {"LAB_ROOM": str(request.app[ROOM_KEY].path)})
+    finally:
+        view.terminals -= 1
     return ws
 
 

@@ -21,7 +21,7 @@ from lab.serve.room import as_account
 GLOBAL_HEADER = 24
 RECORD_HEADER = 16
 KEEP_PACKETS = 10000  # the download: about the last 10,000 packets, at most KEEP_BYTES
-KEEP_BYTES = 32 << 20
+KEEP_BYTES = 16 << 20
 DRAWN_PACKETS = 60  # the ladder: the last packets, as many as read at a glance
 REDRAW_S = 1.0
 MAX_RECORD = 262144 + RECORD_HEADER  # tcpdump's largest snap length: a longer record is not a pcap

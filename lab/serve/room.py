@@ -66,6 +66,7 @@ class SeatView:
     briefing: Briefing | None = None
     briefing_of: tuple = ()  # (path, params) the briefing was made for
     busy: set[str] = field(default_factory=set)  # actions under way (a check): one at a time
+    terminals: int = 0  # open now
 
     @property
     def account(self) -> str:
