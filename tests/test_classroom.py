@@ -94,8 +94,9 @@ async def _classroom(classroom: Room, a, b, room: Path, tmp_path: Path) -> None:
                 f"{base}/t/{token_a}/../{b.name}/state", f"{base}/t/{token_a}/capture/gw1/wan/pcap"):
         status, _ = await _get(url)
         assert status == 404, url
-    # and B cannot read A's token where the server keeps it
+    # and B cannot read A's token where the server keeps it; A's own terminal shows A her page
     assert b.run("cat", str(room / a.name / "token")).returncode != 0
+    assert f"page: {page_a}" in a.lab("status").stdout
 
     async with Browser(tmp_path / "profile") as browser:
         trainee_a, trainee_b = await browser.page(page_a), await browser.page(page_b)

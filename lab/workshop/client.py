@@ -51,8 +51,9 @@ def start(seat: Seat, sc: LoadedScenario, out: Path, params: list[str], lang: st
     current = seat.read()
     if current is not None:
         alive = current.get("pid") and state.alive(current["pid"], current.get("started_at"))
+        shown = f"{current['scenario']} " if os.geteuid() == 0 else ""  # a trainee's view never names the fault
         raise LabError(f"a workshop lab{_whose(seat)} is already {'running' if alive else 'left over'}: "
-                       f"{current['scenario']} (started {current['started']}); run lab stop first")
+                       f"{shown}(started {current['started']}); run lab stop first")
     seat.new_token()  # the trainee's page of `lab serve`: a new lab, a new secret
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
