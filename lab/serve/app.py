@@ -28,7 +28,7 @@ VENDOR = {"xterm.js": WEB / "@xterm" / "xterm" / "lib" / "xterm.js",
           "xterm.css": WEB / "@xterm" / "xterm" / "css" / "xterm.css",
           "addon-fit.js": WEB / "@xterm" / "addon-fit" / "lib" / "addon-fit.js"}
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = ("room.css", "trainee.js", "trainer.js")
+STATIC_FILES = ("room.css", "page.js", "trainee.js", "trainer.js")
 TYPES = {".js": "text/javascript", ".css": "text/css"}
 KEEPALIVE_S = 15
 HINT_TIMEOUT_S = 60

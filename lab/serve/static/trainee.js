@@ -4,30 +4,9 @@
 "use strict";
 (function () {
   var base = location.pathname.replace(/[^/]*$/, "");  // /t/TOKEN/
-  var lang = "en";
   window.labTerminals = {};  // node -> xterm Terminal (tests read what a terminal shows)
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
-  function both(t) {  // {en, zh} -> the two spans the language switch shows one of
-    var f = document.createDocumentFragment();
-    f.append(el("span", "en", t ? t.en : ""), el("span", "zh", t ? t.zh : ""));
-    return f;
-  }
-  function said(en, zh) { return both({en: en, zh: zh}); }
-  function setLang(l) {
-    lang = l;
-    document.body.className = "lang-" + l;
-    document.documentElement.lang = l === "zh" ? "zh-CN" : "en";
-    ["en", "zh"].forEach(function (x) { document.getElementById("btn-" + x).setAttribute("aria-pressed", String(x === l)); });
-  }
-  document.getElementById("btn-en").addEventListener("click", function () { setLang("en"); });
-  document.getElementById("btn-zh").addEventListener("click", function () { setLang("zh"); });
-  if ((navigator.language || "").toLowerCase().indexOf("zh") === 0) setLang("zh");
+  var el = window.labPage.el, both = window.labPage.both, said = window.labPage.said;
 
   function wsUrl(path) { return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path; }
   function post(path) {
