@@ -29,7 +29,7 @@ ROOM := $(ROOM_PARENT)/room
 # Accounts given subordinate ids by `make system` (new accounts made by useradd have them already).
 ACCOUNTS ?= $(SUDO_USER)
 
-.PHONY: setup system scenario list test bench clean
+.PHONY: setup system scenario list test bench clean web
 
 setup: $(STAMP)
 
@@ -37,6 +37,7 @@ setup: $(STAMP)
 system:
 	@[ "$$(id -u)" = 0 ] || { echo "make system needs root"; exit 1; }
 	@$(call apt_install,$(APT_PACKAGES))
+	@command -v npm >/dev/null || $(call apt_install,npm)
 	@id -u $(LAB_ACCOUNT) >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin --comment "ipsec-lab labs started by root" $(LAB_ACCOUNT)
 	@for account in $(LAB_ACCOUNT) $(ACCOUNTS); do \
@@ -63,7 +64,17 @@ $(STAMP): pyproject.toml Makefile
 	@# --system-site-packages: Mininet's Python module comes from Debian.
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@$(MAKE) --no-print-directory web
 	@touch $@
+
+# The browser parts lab serve serves itself (never from a CDN: a classroom may have no internet):
+# xterm.js from the npm registry, the versions of web/package-lock.json. npm comes from Debian
+# (make system) where the machine has none.
+web: web/node_modules/.package-lock.json
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing; as root: make system (or apt-get install npm)"; exit 1; }
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
 
 $(TEST_STAMP): $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then $(call apt_install,$(TEST_APT_PACKAGES)); \
