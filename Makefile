@@ -29,7 +29,7 @@ ROOM := $(ROOM_PARENT)/room
 # Accounts given subordinate ids by `make system` (new accounts made by useradd have them already).
 ACCOUNTS ?= $(SUDO_USER)
 
-.PHONY: setup system scenario list test bench clean
+.PHONY: setup system scenario list test bench clean xterm
 
 setup: $(STAMP)
 
@@ -64,6 +64,16 @@ $(STAMP): pyproject.toml Makefile
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
+
+# Maintainers only: xterm.js, which lab serve serves itself (never from a CDN: a classroom may
+# have no internet), is kept in lab/serve/vendor/ as the npm registry gives it, at the versions
+# web/package-lock.json pins; this target refreshes those copies (needs npm).
+xterm:
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	cp web/node_modules/@xterm/xterm/lib/xterm.js web/node_modules/@xterm/xterm/css/xterm.css \
+		web/node_modules/@xterm/addon-fit/lib/addon-fit.js lab/serve/vendor/
+	cp web/node_modules/@xterm/xterm/LICENSE lab/serve/vendor/LICENSE.xterm
+	cp web/node_modules/@xterm/addon-fit/LICENSE lab/serve/vendor/LICENSE.addon-fit
 
 $(TEST_STAMP): $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then $(call apt_install,$(TEST_APT_PACKAGES)); \

@@ -8,10 +8,11 @@ peak memory), and the tunnel's round trip over UDP and TCP.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import contextlib
 import platform
+import re
 import signal
 import statistics
 import struct
@@ -21,6 +22,7 @@ import tempfile
 import time
 from importlib.resources import files
 from pathlib import Path
+from shutil import which as shutil_which
 
 from lab.capture.file import PCAP_USEC
 from lab.checks import evaluate
@@ -42,7 +44,10 @@ SPOKES = Path(str(files("lab") / "floor" / "spokes.yaml"))
 SPOKE_COUNTS = (3, 10, 30, 60)
 # workshop labs held at once on this machine: (scenario, labs); dpd-nat-timeout is hub-spoke-nat
 ROOM = (("tcp-asym", 20), ("dpd-nat-timeout", 10))
+# a classroom: this many trainee accounts, each with a lab of this scenario, and `lab serve`
+CLASSROOM = ("tcp-asym", 20)
 IDLE_WINDOW_S = 10
+PAGE_LOADS = 5  # each page loaded this many times (the median is kept)
 BIG_CAPTURE_MB = 100
 BIG_LOG_MB = 100
 
@@ -156,6 +161,8 @@ def _measure(doc: dict, names: list[str], out: Path, repeat: int, jobs: int, pro
     for name, count in ROOM:
         doc["training_room"].append(room(name, count))
         _write(doc, out)
+    doc["classroom"] = classroom(*CLASSROOM)
+    _write(doc, out)
 
 
 def spokes(count: int) -> dict:
@@ -228,6 +235,132 @@ def _deferred(*signums: int):
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def classroom(name: str, count: int) -> dict:
+    """A real training room: `count` throwaway accounts (root only: made with useradd, removed
+    after), `lab start NAME --for` all of them, `lab serve` beside them. Measured: memory the labs
+    and the server take, CPU while they sit idle (the machine's, and the server's own share), and
+    how long pages take to load: each trainee's page over HTTP with everything it loads (page,
+    state, scripts, styles), and in headless Chromium (until the lab's state is on screen: the
+    page's events answered), the trainer's page until every lab is on it."""
+    import asyncio
+    import pwd
+    import shutil
+
+    from lab.workshop.state import Seat
+
+    if os.geteuid() != 0:
+        return {"error": "a classroom needs root: its trainees are accounts made for it"}
+    accounts = [f"ipslb{os.getpid() % 10000}{i:02d}" for i in range(count)]
+    room_dir = Path(tempfile.mkdtemp(prefix="bench-ipsec-lab-room-"))
+    os.chmod(room_dir, 0o1733)
+    env = {**os.environ, "LAB_ROOM": str(room_dir)}
+    lab = [sys.executable, "-m", "lab"]
+    server = None
+    try:
+        for account in accounts:
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", account], check=True, capture_output=True)
+        before = mem_available_mb()
+        started = time.monotonic()
+        run = subprocess.run([*lab, "start", name, "--for", ",".join(accounts), "--lang", "en"], env=env,
+                             capture_output=True, text=True, timeout=60 * count)
+        if run.returncode != 0:
+            return {"error": f"lab start --for failed: {run.stdout[-500:]} {run.stderr[-500:]}"}
+        start_s = time.monotonic() - started
+        labs_mb = before - mem_available_mb()
+        server = subprocess.Popen([*lab, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        line = ""
+        while "the trainer's page" not in line:
+            line = server.stdout.readline()
+            if not line and server.poll() is not None:
+                return {"error": "lab serve did not start"}
+        trainer = line.split()[-1]
+        base = trainer.split("/trainer/")[0]
+        pages = [f"{base}/t/{Seat(a, room_dir).token()}/" for a in accounts]
+        loads = asyncio.run(_page_loads(pages, trainer, count))
+        uids = {pwd.getpwnam(a).pw_uid for a in accounts}
+        server0, labs0 = _cpu_seconds(server.pid), _cpu_of_uids(uids)
+        busy = _cpu_busy(IDLE_WINDOW_S)
+        server_cpu = 100.0 * (_cpu_seconds(server.pid) - server0) / IDLE_WINDOW_S
+        labs_cpu = 100.0 * (_cpu_of_uids(uids) - labs0) / IDLE_WINDOW_S
+        # percent of one core; the machine's busy share counts whatever else runs on it too
+        return {"scenario": name, "labs": count, "start_s": round(start_s, 1), "labs_memory_mb": round(labs_mb),
+                "serve_rss_mb": round(_rss_kb(server.pid) / 1024, 1), "serve_cpu_idle_pct_of_a_core": round(server_cpu, 2),
+                "labs_cpu_idle_pct_of_a_core": round(labs_cpu, 2), "machine_busy_pct": round(busy, 1), **loads}
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        for account in accounts:
+            try:
+                pwd.getpwnam(account)
+            except KeyError:
+                continue
+            subprocess.run([*lab, "stop", "--user", account], env=env, capture_output=True, timeout=120)
+            subprocess.run(["userdel", "--remove", account], capture_output=True)
+        shutil.rmtree(room_dir, ignore_errors=True)
+
+
+async def _page_loads(pages: list[str], trainer: str, count: int) -> dict:
+    import aiohttp
+
+    from lab.browser import Browser
+
+    async def fetch(http, page: str) -> float:
+        begun = time.monotonic()
+        async with http.get(page) as response:
+            text = await response.text()
+        origin = page.split("/t/")[0]
+        for asset in ("state", *sorted(set(re.findall(r'(?:href|src)="(/[^"]+)"', text)))):
+            async with http.get(origin + asset if asset.startswith("/") else page + asset) as response:
+                await response.read()
+        return time.monotonic() - begun
+
+    async with aiohttp.ClientSession() as http:
+        first = [await fetch(http, page) for page in pages]  # each seat's first: its briefing is read then
+        again = [await fetch(http, page) for page in pages for _ in range(PAGE_LOADS)]
+    figures = {"http_first_load_s": {"median": round(statistics.median(first), 3), "max": round(max(first), 3)},
+               "http_load_s": {"median": round(statistics.median(again), 4), "max": round(max(again), 4)}}
+    if shutil_which("chromium"):
+        with tempfile.TemporaryDirectory(prefix="bench-ipsec-lab-chromium-") as profile:
+            async with Browser(Path(profile)) as browser:
+                shown, room_shown = [], []
+                for page in pages[:PAGE_LOADS]:
+                    begun = time.monotonic()
+                    opened = await browser.page(page, wait="document.getElementById('hint-count').textContent")
+                    shown.append(time.monotonic() - begun)
+                    await opened.close()
+                for _ in range(PAGE_LOADS):
+                    begun = time.monotonic()
+                    opened = await browser.page(trainer, wait=f"document.querySelectorAll('#room tbody tr').length === {count}")
+                    room_shown.append(time.monotonic() - begun)
+                    await opened.close()
+        figures["browser_trainee_page_s"] = round(statistics.median(shown), 3)
+        figures["browser_trainer_page_s"] = round(statistics.median(room_shown), 3)
+    return figures
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of process `pid` and its children that ended, in seconds (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of_uids(uids: set[int]) -> float:
+    """CPU seconds of every process running as one of `uids` (the trainees' labs: root inside a
+    lab is its account outside)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid in uids:
+                total += _cpu_seconds(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # it ended meanwhile
+    return total
 
 
 def _cpu_busy(seconds: float) -> float:

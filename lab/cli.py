@@ -427,6 +427,14 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios: on
         say(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
             f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
             f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
+    c = doc["classroom"]
+    say("classroom: " + (c["error"] if "error" in c else
+                         f"{c['labs']} trainee labs of {c['scenario']} and lab serve: started in {c['start_s']}s, "
+                         f"labs {c['labs_memory_mb']} MB, lab serve {c['serve_rss_mb']} MB; idle CPU (% of a core): "
+                         f"lab serve {c['serve_cpu_idle_pct_of_a_core']}, labs {c['labs_cpu_idle_pct_of_a_core']}; "
+                         f"a trainee's page {c['http_load_s']['median']}s over HTTP, "
+                         f"{c.get('browser_trainee_page_s', '-')}s in Chromium, the trainer's "
+                         f"{c.get('browser_trainer_page_s', '-')}s"))
     say(f"written: {out}")
     raise typer.Exit(ExitCode.OK if all(f["passed"] for f in doc["scenarios"]) else ExitCode.FAILED)
 
@@ -489,9 +497,13 @@ def diagnose(paths: Optional[list[Path]] = typer.Argument(None, help="phase or r
     if live:
         from lab.workshop import client
         try:
-            paths = [Path(client.running(_seat(user))["artifacts"])]
+            current = client.running(_seat(user))
         except LabError as exc:
             _fail(ExitCode.ENVIRONMENT, visible(str(exc)))
+        paths = [Path(current["artifacts"])]
+        for gone in current.get("gone") or []:  # what the captures and logs cannot say: a daemon is dead
+            err.print(visible(f"finding: {gone['text']['en' if lang == 'en' else 'zh' if lang == 'zh' else 'en']}"),
+                      markup=False)
     if not paths:
         _fail(ExitCode.BAD_INPUT, "give one or more folders, captures or logs, - for standard input (or --live)")
     if sum(str(p) == STDIN for p in paths) > 1:
@@ -602,14 +614,32 @@ def start(name: str = typer.Argument(..., help="scenario name or file"),
     if for_ is not None:
         _start_for(for_, name, sc, lang, param, out)
         return
-    current = client.start(_seat(None), sc, out, param, lang)
+    seat = _seat(None)
+    current = client.start(seat, sc, out, param, lang)
     # The title names the fault: the brief and the task describe it as users report it.
-    say(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}\n")
+    say(f"{sc.name}: the lab is up ({len(current['nodes'])} nodes). Nodes: {', '.join(current['nodes'])}")
+    print()
     _brief(sc, lang)
-    print("lab shell NODE      a shell on a node (swanctl works there)\n"
-          "lab hint            the next hint\n"
-          "lab check           grade the lab: passes once it is healthy, however it was fixed\n"
-          "lab stop            tear the lab down")
+    _next_commands(current, seat)
+
+
+def _next_commands(current: dict, seat) -> None:
+    """What to type next, with this lab's own node and interface names."""
+    from lab.workshop.state import page_url
+
+    gateway = next((n for n, env in current["env"].items() if env), next(iter(current["nodes"])))
+    intf = next(iter(current.get("interfaces", {}).get(gateway, {})), "eth0")
+    for line in (f"lab shell {gateway:<29} a shell on a node (nodes: {', '.join(current['nodes'])}); swanctl works there",
+                 f"{'lab shell ' + gateway + ' -- swanctl --list-sas':<39} one command on a node",
+                 f"{'lab capture ' + gateway + ':' + intf + ' | wireshark -k -i -':<39} a live capture of an interface",
+                 f"{'lab hint':<39} the next hint, one at a time",
+                 f"{'lab check':<39} grade the lab: passes once it is healthy, however it was fixed",
+                 f"{'lab status':<39} your lab, and your page in the browser",
+                 f"{'lab stop':<39} tear the lab down"):
+        say(line)
+    url = page_url(seat)
+    say(f"your page (terminals, hints, checks, captures in the browser): {url}" if url else
+        "the room's web pages are not served now (the trainer runs lab serve); lab status shows your page then")
 
 
 def _brief(sc, lang: str) -> None:
@@ -627,6 +657,8 @@ def _start_for(accounts: str, name: str, sc, lang: str, params: list[str], out: 
     """The trainer's one command for a room: each account's lab started as that account."""
     import subprocess
 
+    from lab.workshop.state import Seat, page_url
+
     if os.geteuid() != 0:
         _fail(ExitCode.BAD_INPUT, "--for: only root (the trainer) starts labs for other accounts")
     names = [a for a in accounts.split(",") if a]
@@ -643,9 +675,13 @@ def _start_for(accounts: str, name: str, sc, lang: str, params: list[str], out: 
                               capture_output=True, text=True, timeout=600)
         first = (proc.stdout or proc.stderr).strip().splitlines()[:1]
         failed += proc.returncode != 0
-        say(f"{account}: " + ("started" if proc.returncode == 0 else "FAILED") + (f": {first[0]}" if first else ""))
+        url = page_url(Seat(account)) if proc.returncode == 0 else None
+        say(f"{account}: " + ("started" if proc.returncode == 0 else "FAILED") + (f": {first[0]}" if first else "")
+            + (f"\n  page: {url}" if url else ""))
     print()
     _brief(sc, lang)
+    if not any(page_url(Seat(a)) for a in names):
+        say("pages: start the room's web server (lab serve --listen ADDRESS:PORT) and lab status --all lists each page")
     raise typer.Exit(ExitCode.ENVIRONMENT if failed else ExitCode.OK)
 
 
@@ -671,16 +707,37 @@ def shell(node: str = typer.Argument(..., help="lab node"),
 
 @app.command()
 @_workshop
+def capture(point: str = typer.Argument(..., help="NODE:INTERFACE of the running lab, e.g. gw1:wan"),
+            count: Optional[int] = typer.Option(None, "--count", "-c", min=1, help="stop after this many packets"),
+            user: Optional[str] = USER) -> None:
+    """A live capture as a pcap stream on standard output: lab capture gw1:wan | wireshark -k -i -"""
+    from lab.workshop import client
+
+    node, sep, intf = point.partition(":")
+    if not (sep and node and intf):
+        _fail(ExitCode.BAD_INPUT, f"{visible(point[:40])}: allowed: NODE:INTERFACE, e.g. gw1:wan")
+    if sys.stdout.isatty():
+        _fail(ExitCode.BAD_INPUT, "a pcap stream is not for a terminal; pipe it: lab capture " + visible(point[:40])
+                                  + " | wireshark -k -i -   (or > file.pcap)")
+    client.capture(_seat(user), node, intf, count)
+
+
+@app.command()
+@_workshop
 def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (default: the next one)"),
          lang: Optional[str] = typer.Option(None, "--lang", help="en, zh or both"),
+         as_json: bool = typer.Option(False, "--json", help="one JSON document"),
          user: Optional[str] = USER) -> None:
     """Progressive hints, one level at a time."""
     from lab.workshop import client
 
+    _as_json("hint", as_json)
     seat = _seat(user)
     current = client.running(seat)
     sc = _load(current["path"], current.get("params"), deep=False)
     n, text = client.next_hint(seat, sc, number)
+    if as_json:
+        _finish_json(ExitCode.OK, number=n, of=len(sc.spec.hints), hint={"en": text.en, "zh": text.zh})
     print(f"hint {n}/{len(sc.spec.hints)}:")
     for line in _texts(text, lang or current.get("lang", "both")):
         print("  " + visible_lines(line).replace("\n", "\n  "))
@@ -690,7 +747,8 @@ def hint(number: Optional[int] = typer.Argument(None, help="a hint by number (de
 @_workshop
 def check(user: Optional[str] = USER,
           as_json: bool = typer.Option(False, "--json", help="one JSON document")) -> None:
-    """Grade the running lab with the scenario's healthy checks: exit 0 healthy, 1 not yet."""
+    """Grade the running lab with the scenario's healthy checks: exit 0 healthy, 1 not yet.
+    What it shows is the trainee's view: the checks and what they observed, never the answer."""
     from lab.workshop import client
 
     _as_json("check", as_json)
@@ -698,12 +756,16 @@ def check(user: Optional[str] = USER,
     code = ExitCode.OK if report["passed"] else ExitCode.FAILED
     if as_json:
         _finish_json(code, **report)
+    if report.get("rearmed"):
+        say("  the fault was brought back once more before the checks (it comes back until a fix holds)")
     for step in report["retried"]:
         say(f"  retried: {step}")
+    if report.get("error"):
+        say(f"  {report['error']}")
     for c in report["checks"]:
         say(f"  {'PASS' if c['passed'] else 'FAIL'} {c['name']}")
         say(f"       observed: {c['observed']}")
-    say(f"{report['scenario']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}"
+    say(f"check {report['number']}: {'healthy: well done' if report['passed'] else 'not healthy yet'}"
         f"  (report: {report['report']})")
     raise typer.Exit(code)
 
@@ -730,15 +792,60 @@ def status(user: Optional[str] = USER,
     if not rows:
         print("no workshop lab is running" + ("" if all_ else f" for {seats[0].account}"))
         return
+    trainer = os.geteuid() == 0  # a trainee's own view never names the scenario: its name names the fault
     for r in rows:
-        say(f"{r['account']:<12} {r['scenario']:<24} {'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
+        say(f"{r['account']:<12} {r['scenario'] if trainer else 'lab':<24} "
+            f"{'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
             f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
             + (f"fault re-armed {r['recurrences']}x  " if r['recurrences'] is not None else "")
             + f"last: {r['last_verdict'] or '-'}")
+        for gone in r["gone"] if r["alive"] else []:
+            say(f"  {gone}")
+        if r["page"]:
+            say(f"  page: {r['page']}")
     if all_:
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(room.page(rows))
         say(f"written: {html_out}")
+
+
+@app.command()
+def serve(listen: str = typer.Option("127.0.0.1:8088", "--listen",
+                                     help="ADDRESS:PORT to listen on, e.g. the room's network: 192.0.2.10:8080"),
+          url: Optional[str] = typer.Option(None, "--url", help="the base URL trainees open, when not http://ADDRESS:PORT "
+                                                               "(a name, a proxy)")) -> None:
+    """The room's web server (root, the trainer): a page per trainee (terminals, hints, checks, a live
+    capture) behind a secret URL, and the trainer's live view of every lab with the grades as CSV."""
+    import ipaddress
+
+    if os.geteuid() != 0:
+        _fail(ExitCode.BAD_INPUT, "lab serve: only root (the trainer) serves the room's pages")
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+        if not 0 <= number <= 65535:
+            raise ValueError
+    except ValueError:
+        _fail(ExitCode.BAD_INPUT, f"--listen {visible(listen[:60])}: allowed: ADDRESS:PORT with an IP address, "
+                                  "e.g. 192.0.2.10:8080 or [2001:db8::1]:8080")
+    if url is not None and not url.startswith(("http://", "https://")):
+        _fail(ExitCode.BAD_INPUT, f"--url {visible(url[:60])}: allowed: a URL starting with http:// or https://")
+    from lab.serve import server
+
+    def announce(trainer_url: str, serving) -> None:
+        say(f"lab serve: the trainer's page (keep it to yourself): {trainer_url}")
+        for view in sorted(serving.seats.values(), key=lambda v: v.account):
+            from lab.workshop.state import page_url
+            say(f"  {view.account}: {page_url(view.seat) or '(no page: the lab has no token)'}")
+        say("each new lab's page is printed by lab start and lab status; Ctrl-C stops serving")
+        sys.stdout.flush()
+
+    try:
+        server.run(host, number, url, announce)
+    except OSError as exc:
+        _fail(ExitCode.ENVIRONMENT, f"lab serve: cannot listen on {visible(listen[:60])}: {visible(str(exc))}")
 
 
 @app.command()

@@ -42,7 +42,7 @@ def _supervisor(room: Path, account) -> int:
 def test_a_trainee_cannot_reach_another_trainees_lab_or_the_host(two_labs, room):
     alice, bob = two_labs
     in_node = lambda *cmd: alice.lab("shell", "gw1", "--", *cmd)  # noqa: E731
-    bob_conf = bob.home / "results" / "workshop" / "psk-mismatch" / "gw1" / "swanctl" / "swanctl.conf"
+    bob_conf = bob.home / "results" / "workshop" / "lab" / "gw1" / "swanctl" / "swanctl.conf"
     assert bob_conf.is_file()  # it is there: what follows is refused, not missing
 
     # files: another trainee's configuration, a root-only host file, the host's folders

@@ -64,7 +64,9 @@ def test_the_wheel_carries_everything_the_lab_reads(installed):
         assert {f"{expected}/{p.name}" for p in folder.glob("*.yaml")} <= names
     for data in ("lab/diagnose/catalogue.yaml", "lab/schema/data/proposal_keywords.txt",
                  "lab/schema/data/notify_types.txt", "lab/strongswan/templates/swanctl.conf.j2",
-                 "lab/report/templates/report.html.j2", "lab/floor/floor.yaml"):
+                 "lab/report/templates/report.html.j2", "lab/floor/floor.yaml",
+                 "lab/serve/templates/trainee.html.j2", "lab/serve/static/page.js", "lab/serve/vendor/xterm.js",
+                 "lab/serve/vendor/LICENSE.xterm"):
         assert data in names, data
     meta = zipfile.ZipFile(installed[0]).read(next(n for n in names if n.endswith("dist-info/METADATA"))).decode()
     assert f"Version: {__version__}" in meta and "License-Expression: MIT" in meta

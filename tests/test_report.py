@@ -34,9 +34,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 WIDTH, PHONE = 1280, 390
 # Screenshots: kept with the test's artifacts; IPSEC_LAB_DOCS_SCREENSHOTS=1 refreshes the README's.
 ARTIFACTS = repo.ROOT / "results" / "test-artifacts"
-# report -> the picture's first and last element: the summary down to the topology; the fault
-# phase down to its first ladder
-SHOTS = {"tcp-asym": ("header.top", "#topology-legend"), "dpd-nat-timeout": ("#phase-fault", "#phase-fault svg.ladder")}
+# (report, width) -> the picture's first and last element: the summary down to the topology; the
+# fault phase down to its first ladder; on a phone, the outcome as cards down to the topology (its
+# frame scrolls sideways), and the fault phase's checks as cards down to its first ladder
+SHOTS = {("tcp-asym", WIDTH): ("header.top", "#topology-legend"),
+         ("dpd-nat-timeout", WIDTH): ("#phase-fault", "#phase-fault svg.ladder"),
+         ("tcp-asym", PHONE): ("table.outcome", "#topology-legend"),
+         ("dpd-nat-timeout", PHONE): ("#phase-fault table.checks", "#phase-fault .ladder-frame")}
 MAX_SHOT_HEIGHT = 2400
 
 # Runs inside the harness page once every report has loaded: the checks, their findings as
@@ -68,6 +72,29 @@ function svgProblems(svg, where) {
   });
   return out;
 }
+function stackProblems(doc, lang) {  // on a phone every table is cards: each cell a full line, nothing cut off
+  var out = [], win = doc.defaultView;
+  doc.querySelectorAll("table.stack").forEach(function (table, t) {
+    var where = lang + ": table " + (table.className || t);
+    table.querySelectorAll("tbody tr").forEach(function (tr, r) {
+      if (win.getComputedStyle(tr).display !== "block") out.push(where + ": row " + r + " is not a card");
+      var cells = Array.prototype.filter.call(tr.children, function (td) { return td.checkVisibility() && td.textContent.trim(); });
+      cells.forEach(function (td, i) {
+        var box = td.getBoundingClientRect(), label = win.getComputedStyle(td, "::before").content;
+        if (box.width < tr.getBoundingClientRect().width * 0.8)
+          out.push(where + ": row " + r + " cell " + i + " is " + Math.round(box.width) + " px wide, not a line of its card");
+        if (td.scrollWidth > td.clientWidth + 1) out.push(where + ": row " + r + " cell " + i + " is cut off");
+        if (!label || label === "none") out.push(where + ": row " + r + " cell " + i + " has no column name");
+        cells.slice(i + 1).forEach(function (other, j) {
+          var b = other.getBoundingClientRect();
+          if (Math.min(box.bottom, b.bottom) - Math.max(box.top, b.top) > 1)
+            out.push(where + ": row " + r + " cells " + i + " and " + (i + 1 + j) + " overlap");
+        });
+      });
+    });
+  });
+  return out;
+}
 function check(frame, width) {
   var win = frame.contentWindow, doc = win.document, found = {problems: [], links: [], ladders: {}};
   if (frame.dataset.from) {  // where a screenshot starts and ends, on the page as it opens
@@ -87,17 +114,22 @@ function check(frame, width) {
     var root = doc.documentElement;
     if (root.scrollWidth > width || root.scrollWidth > root.clientWidth)
       found.problems.push(lang + ": " + root.scrollWidth + " px wide in a " + width + " px window");
-    if (width === %(WIDTH)d) {
-      doc.querySelectorAll("svg").forEach(function (svg, i) {
-        if (svg.closest("ul.legend")) return;
-        found.problems = found.problems.concat(svgProblems(svg, lang + ": " + (svg.id || svg.dataset.capture || "svg " + i)));
-      });
-    }
+    doc.querySelectorAll("svg").forEach(function (svg, i) {
+      if (svg.closest("ul.legend")) return;
+      var where = lang + ": " + (svg.id || svg.dataset.capture || "svg " + i);
+      found.problems = found.problems.concat(svgProblems(svg, where));
+      // a diagram keeps its text size: drawn at MIN_SCALE of its natural size or more, whatever the window
+      var natural = parseFloat(svg.style.maxWidth), drawn = svg.getBoundingClientRect().width;
+      if (drawn < natural * %(MIN_SCALE)f - 1)
+        found.problems.push(where + ": drawn at " + Math.round(100 * drawn / natural) + " %% of its size");
+    });
+    if (width === %(PHONE)d) found.problems = found.problems.concat(stackProblems(doc, lang));
   });
   doc.querySelectorAll("a[href]").forEach(function (a) { found.links.push(a.getAttribute("href")); });
   doc.querySelectorAll("svg.ladder").forEach(function (svg) {
     var phase = svg.closest("section.phase").id, name = phase + "/" + svg.dataset.capture;
-    found.ladders[name] = {
+    var first = svg.querySelector("text.time");
+    found.ladders[name] = {first: first ? first.textContent : null,
       ike: svg.querySelectorAll(".arrow.ike, .arrow.ike-tcp").length,
       retransmit: svg.querySelectorAll(".arrow.ike.retransmit").length,
       unanswered: svg.querySelectorAll(".arrow.unanswered").length};
@@ -112,7 +144,7 @@ window.addEventListener("load", function () {
   });
   document.getElementById("results").textContent = JSON.stringify(results);
 });
-""" % {"WIDTH": WIDTH}
+""" % {"PHONE": PHONE, "MIN_SCALE": ladder.MIN_SCALE}
 
 
 def chromium(profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -125,7 +157,7 @@ def harness(out: Path, reports: dict[str, Path]) -> Path:
     frames = []
     for name, report in reports.items():
         for width in (WIDTH, PHONE):
-            first, last = SHOTS[name] if name in SHOTS and width == WIDTH else ("", "")
+            first, last = SHOTS.get((name, width), ("", ""))
             frames.append(f'<iframe data-key="{name}@{width}" data-from="{first}" data-to="{last}" src="{report.as_uri()}" '
                           f'style="width:{width}px;height:900px;border:0"></iframe>')
     page = out / "harness.html"
@@ -213,19 +245,46 @@ def test_retransmissions_and_unanswered_requests_are_marked(looked_at):
     assert fault["unanswered"] == fault["ike"]
 
 
+def test_the_ladders_of_a_phase_share_one_clock(scenarios, reports, looked_at):
+    """A moment has one time in every ladder of its phase: each ladder's first row is timed from
+    the phase's first captured packet, not from its own capture's."""
+    from lab.report.html import _owners
+    checked = 0
+    for name, report in reports.items():
+        drawn = looked_at[0][f"{name}@{WIDTH}"]["ladders"]
+        for phase_dir in sorted(p for p in report.parent.iterdir() if p.is_dir()):
+            views = {}
+            for meta_path in phase_dir.glob("*.capture.json"):
+                meta = json.loads(meta_path.read_text())
+                pcap = meta_path.with_name(meta_path.name.replace(".capture.json", ".pcap"))
+                capture = ladder.read(pcap, meta["mac"], scenarios[name].nat_t_ports())
+                if capture.packets:
+                    views[pcap.stem] = (capture, ladder.layout(capture, _owners(scenarios[name])))
+            if len(views) < 2:
+                continue
+            origin = min(capture.start for capture, _ in views.values())
+            for stem, (capture, laid) in views.items():
+                if laid.rows:
+                    shown = drawn[f"phase-{phase_dir.name}/{stem}"]["first"]
+                    assert shown == f"{laid.rows[0].item.time - origin:.3f} s", (name, phase_dir.name, stem, shown)
+                    checked += 1
+    assert checked >= 4
+
+
 def test_screenshots(reports, looked_at, tmp_path):
-    """The top of tcp-asym's report and dpd-nat-timeout's fault phase, 1280 px wide: to look at."""
+    """The top of tcp-asym's report and dpd-nat-timeout's fault phase, 1280 px wide and on a 390 px
+    phone: to look at."""
     target = repo.ROOT / "docs" if os.environ.get("IPSEC_LAB_DOCS_SCREENSHOTS") == "1" else ARTIFACTS
     target.mkdir(parents=True, exist_ok=True)
-    for name in SHOTS:
-        top, bottom = looked_at[0][f"{name}@{WIDTH}"]["shot"]
+    for (name, width), _ in SHOTS.items():
+        top, bottom = looked_at[0][f"{name}@{width}"]["shot"]
         top, height = max(top - 12, 0), min(bottom - top + 24, MAX_SHOT_HEIGHT)
         # the report in a frame moved up to the picture's top: a screenshot shows the window's top
-        view = tmp_path / f"{name}.html"
+        view = tmp_path / f"{name}-{width}.html"
         view.write_text(f"<!DOCTYPE html><html><body style='margin:0;overflow:hidden'>"
-                        f"<iframe src='{reports[name].as_uri()}' scrolling='no' style='border:0;width:{WIDTH}px;"
+                        f"<iframe src='{reports[name].as_uri()}' scrolling='no' style='border:0;width:{width}px;"
                         f"height:{top + height}px;margin-top:-{top}px'></iframe></body></html>")
-        png = target / f"report-{name}.png"
-        shot = chromium(tmp_path / "profile", f"--window-size={WIDTH},{height}", f"--screenshot={png}",
+        png = target / (f"report-{name}.png" if width == WIDTH else f"report-{name}-phone.png")
+        shot = chromium(tmp_path / "profile", f"--window-size={width},{height}", f"--screenshot={png}",
                         view.as_uri())
-        assert shot.returncode == 0 and png.stat().st_size > 50_000, shot.stderr[-2000:]
+        assert shot.returncode == 0 and png.stat().st_size > 20_000, shot.stderr[-2000:]

@@ -80,6 +80,9 @@ CASES = [
     ("hint", 3, ["hint"]),
     ("shell", 3, ["shell", "gw1"]),
     ("diagnose", 3, ["diagnose", "--live"]),
+    ("capture", 2, ["capture", "gw1"]),
+    ("capture", 3, ["capture", "gw1:wan"]),
+    ("serve", 2, ["serve", "--listen", "no-such-address"]),
 ]
 
 

@@ -10,12 +10,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab.capture import SNAPLEN
 from lab.errors import LabError, died, exit_reason
 from lab.network import Network, stop_process
 from lab.schema.scenario import CapturePoint
 
 READY_TIMEOUT = 5.0
-SNAPLEN = 65535 + 14  # the largest IPv4 packet and its Ethernet header
 BUFFER_KIB = 16384
 CAPTURE_PRIORITY = 10  # SCHED_FIFO, above every normal process
 
@@ -32,6 +32,7 @@ class PacketCapture:
         self.path: Path = folder / f"{point.name}.pcap"
         self.mac = net.mac(point.node, point.intf)
         self.nat_t_ports = nat_t_ports
+        self._stopped = False  # by the lab's teardown: its exit is no finding
         self._decoded: dict[str, tuple[int, list]] = {}
         # what the report needs to read the pcap once the lab is gone
         (folder / f"{point.name}.capture.json").write_text(json.dumps(
@@ -76,7 +77,12 @@ class PacketCapture:
             cached = self._decoded[bpf] = (size, packets.read(self.path, self.mac, bpf, self.nat_t_ports))
         return cached[1]
 
+    def exited(self) -> int | None:
+        """tcpdump's exit status when it ended before the lab stopped it (else None)."""
+        return None if self._stopped else self.proc.poll()
+
     def stop(self) -> None:
+        self._stopped = True
         stop_process(self.proc, signal.SIGINT)  # tcpdump flushes and closes the pcap on SIGINT
         self._stderr.close()
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
 from lab.schema.kinds import CHECKS
 from lab.schema.refs import CaptureRef, NodeRef, Ref
-from lab.schema.types import FileModel, Interval, Prose, Window
+from lab.schema.types import FileModel, Interval, Prose, Text, Window
 
 if TYPE_CHECKING:
     from lab.run.lab import RunningLab
@@ -47,6 +47,7 @@ class CheckResult:
     measured: dict | None = None
     linux: str = ""  # the command an engineer runs to observe the same thing, in the phase's folder
     shown: str = ""  # the same command as the terminal shows it: runnable from where lab run was started
+    title: dict | None = None  # for people, {"en": ..., "zh": ...} (the check's `expect` stays the detail)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +63,7 @@ class Check(FileModel):
     - `eventually()`: True when the expectation is positive (passes as soon as a probe holds),
       False when it is negative (every probe of the window must hold);
     - `expectation()`: the expectation in words (the title when the file gives no `name`);
+    - `describe()`: the same for people, in English and Chinese (default: the expectation in both);
     - `linux(folder)`: the command an engineer runs to observe the same thing by hand; a file
       it reads (a pcap, a log) is named inside `folder` ("": the phase's folder itself, as
       result.json and the report show it; the terminal gives the folder as seen from where
@@ -73,7 +75,8 @@ class Check(FileModel):
     """
 
     kind: str
-    name: Prose | None = None
+    # what people read: both languages (an English-only name is shown as it is on both pages)
+    name: Text | Prose | None = None
     # Deadline for a positive expectation; observation window for a negative one.
     within: Window = 5.0
     # Pause between probes. Traffic probes (ping) keep a tunnel busy: a longer interval
@@ -99,8 +102,26 @@ class Check(FileModel):
     def probe(self, lab: "RunningLab") -> Probe:
         raise NotImplementedError
 
+    def describe(self) -> dict[str, str]:
+        """What the check expects, in words, in English and Chinese: its fields as people say
+        them; patterns and filters stay in `expectation()`, shown beside it. A kind that says
+        nothing more shows its expectation in both (tests/test_check_titles.py holds the
+        catalogue's kinds to Chinese)."""
+        return {"en": self.expectation(), "zh": self.expectation()}
+
     def title(self) -> str:
+        """The check's one-line name on a terminal and in JUnit (stable: tests and CI read it)."""
+        if isinstance(self.name, Text):
+            return self.name.en
         return self.name or self.expectation()
+
+    def heading(self) -> dict[str, str]:
+        """The check's title for people in both languages: the scenario's name for it, else its description."""
+        if isinstance(self.name, Text):
+            return {"en": self.name.en, "zh": self.name.zh}
+        if self.name:
+            return {"en": self.name, "zh": self.name}
+        return self.describe()
 
     def refs(self) -> list[Ref]:
         return [NodeRef(("node",), self.node, self.roles)] if "node" in type(self).model_fields else []
@@ -108,6 +129,23 @@ class Check(FileModel):
     def captures(self) -> set[str]:
         """The captures this check reads: packets they lost would make its verdict a guess."""
         return {r.name for r in self.refs() if isinstance(r, CaptureRef)}
+
+
+def said_in_lines(whose: dict[str, str], pattern: str, present: bool, min_count: int = 1) -> dict[str, str]:
+    """"gw2's charon log shows “tried N shared key… but MAC mismatched”": a pattern over lines as
+    people say it (lab.checks.readable), or "a line matching the pattern below"."""
+    from lab.checks.readable import readable
+
+    text = readable(pattern)
+    many = (f" ({min_count} lines or more)", f"(至少 {min_count} 行)") if present and min_count > 1 else ("", "")
+    if text is None:
+        line = ({"en": "a line matching the pattern below", "zh": "符合下方模式的行"} if present
+                else {"en": "no line matching the pattern below", "zh": "没有符合下方模式的行"})
+        return {"en": f"{whose['en']} has {line['en']}{many[0]}",
+                "zh": f"{whose['zh']}中{'有' if present else ''}{line['zh']}{many[1]}"}
+    if present:
+        return {"en": f"{whose['en']} shows “{text}”{many[0]}", "zh": f"{whose['zh']}中出现“{text}”{many[1]}"}
+    return {"en": f"{whose['en']} never shows “{text}”", "zh": f"{whose['zh']}中没有出现“{text}”"}
 
 
 def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float], None] | None = None,
@@ -138,7 +176,8 @@ def evaluate(check: Check, lab: "RunningLab", on_probe: Callable[[float, float],
                        passed=passed, observed=probe.observed,
                        duration_s=round(time.monotonic() - start, 3),
                        mode="eventually" if eventually else f"throughout {window:g}s",
-                       measured=probe.measured, linux=check.linux(), shown=check.linux(folder))
+                       measured=probe.measured, linux=check.linux(), shown=check.linux(folder),
+                       title=check.heading())
 
 
 def observe(checks: list[Check], lab: "RunningLab",

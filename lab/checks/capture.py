@@ -78,6 +78,22 @@ class CaptureCheck(Check):
             parts.append(self.direction)
         return " ".join(parts)
 
+    def describe(self) -> dict[str, str]:
+        what = {"en": "packets matching the filter below", "zh": "符合下方过滤条件的报文"}
+        if self.ike:
+            what = {"en": f"{self.ike.text()} messages", "zh": f"{self.ike.text()} 报文"}
+        elif self.esp:
+            what = {"en": "ESP packets", "zh": "ESP 报文"}
+        elif not self.filter:
+            what = {"en": "packets", "zh": "报文"}
+        way = {"in": (" arriving", "收到的"), "out": (" leaving", "发出的"), "any": ("", "")}[self.direction]
+        if self.expect == "present":
+            many = (f" ({self.min_count} or more)", f"(至少 {self.min_count} 个)") if self.min_count > 1 else ("", "")
+            return {"en": f"the capture {self.capture} shows{way[0]} {what['en']}{many[0]}",
+                    "zh": f"抓包 {self.capture} 中有{way[1]}{what['zh']}{many[1]}"}
+        return {"en": f"the capture {self.capture} shows no{way[0]} {what['en']}",
+                "zh": f"抓包 {self.capture} 中没有{way[1]}{what['zh']}"}
+
     def expectation(self) -> str:
         count = f" x{self.min_count}+" if self.min_count > 1 and self.expect == "present" else ""
         if self.count_distinct:

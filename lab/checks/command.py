@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from lab.checks import Check, Probe, register
+from lab.checks import Check, Probe, register, said_in_lines
 from lab.schema import argv
 from lab.schema.refs import NodeRef, Ref
 from lab.schema.types import LogPattern, NodeName, regex_options
@@ -67,6 +67,10 @@ class CommandCheck(Check):
         count = f" x{self.min_count}" + (f"..{self.max_count}" if self.max_count else "+")
         status = f", exit {self.exit}" if self.exit is not None else ""
         return f"[{self.node}] {' '.join(self.argv)}: /{self.pattern}/ {self.expect}{count if self.expect == 'present' else ''}{status}"
+
+    def describe(self) -> dict[str, str]:
+        whose = {"en": f"`{' '.join(self.argv)}` on {self.node}", "zh": f"{self.node} 上 `{' '.join(self.argv)}` 的输出"}
+        return said_in_lines(whose, self.pattern, self.expect == "present", self.min_count)
 
     def linux(self, folder: str = "") -> str:
         return f"[{self.node}] {shlex.join(self.argv)} | grep -E {shlex.quote(self.pattern)}"

@@ -55,6 +55,11 @@ class DownloadCheck(Check):
     def expectation(self) -> str:
         return f"download {self.url} on {self.from_} {self.expect}"
 
+    def describe(self) -> dict[str, str]:
+        if self.expect == "complete":
+            return {"en": f"{self.from_} downloads {self.url} to the end", "zh": f"{self.from_} 能完整下载 {self.url}"}
+        return {"en": f"{self.from_}'s download of {self.url} stalls", "zh": f"{self.from_} 下载 {self.url} 时停滞"}
+
     def argv(self) -> list[str]:
         seconds = max(0.5, self.within)
         return ["curl", "--silent", "--output", "/dev/null", "--max-time", f"{seconds:g}", "--write-out",

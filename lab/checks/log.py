@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from lab.checks import Check, Probe, register
+from lab.checks import Check, Probe, register, said_in_lines
 from lab.schema.refs import Ref, RelayRef
 from lab.schema.types import LogPattern, NodeName, regex_options
 
@@ -42,6 +42,11 @@ class LogCheck(Check):
         if self.expect == "present" and (self.min_count > 1 or self.max_count):
             count = f" x{self.min_count}" + (f"..{self.max_count}" if self.max_count else "+")
         return f"{self.node} {self.source} log {self.expect}: /{self.pattern}/{count}"
+
+    def describe(self) -> dict[str, str]:
+        whose = {"en": f"{self.node}'s {'charon' if self.source == 'charon' else 'TCP relay'} log",
+                 "zh": f"{self.node} 的 {'charon' if self.source == 'charon' else 'TCP 中继'} 日志"}
+        return said_in_lines(whose, self.pattern, self.expect == "present", self.min_count)
 
     def linux(self, folder: str = "") -> str:
         log = f"{self.node}.relay.log" if self.source == "relay" else f"{self.node}.charon.log"

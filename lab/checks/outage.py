@@ -43,6 +43,13 @@ class OutageCheck(Check):
             return f"traffic {self.monitor}: an outage of {self.at_least:g} s or more, then recovery"
         return f"traffic {self.monitor}: no outage over {self.at_most:g} s"
 
+    def describe(self) -> dict[str, str]:
+        if self.expect == "seen":
+            return {"en": f"the traffic {self.monitor} stops for {self.at_least:g} s or more, then comes back",
+                    "zh": f"业务流量 {self.monitor} 中断至少 {self.at_least:g} 秒后恢复"}
+        return {"en": f"the traffic {self.monitor} never stops for more than {self.at_most:g} s",
+                "zh": f"业务流量 {self.monitor} 没有超过 {self.at_most:g} 秒的中断"}
+
     def linux(self, folder: str = "") -> str:
         log = shlex.quote(os.path.join(folder, f"{self.monitor}.ping.log"))
         return f"grep -E 'no answer yet|icmp_seq' {log}  # ping -O -D of the monitor step"

@@ -47,6 +47,16 @@ class PingCheck(Check):
         times = f" x{self.min_lost}" if self.min_lost > 1 else ""
         return f"ping {self.from_} -> {self.to} {self.expect}{times}"
 
+    def describe(self) -> dict[str, str]:
+        a, b = self.from_, self.to
+        size = {"en": f" ({self.size}-byte pings)", "zh": f"({self.size} 字节的 ping)"} if self.size != 56 else {"en": "", "zh": ""}
+        said = {"ok": (f"{a} reaches {b}", f"{a} 能 ping 通 {b}"),
+                "fails": (f"{a}'s pings to {b} get no answer", f"{a} ping {b} 没有应答"),
+                "lost": (f"{a} loses pings to {b}" + (f" ({self.min_lost} or more)" if self.min_lost > 1 else ""),
+                         f"{a} 到 {b} 的 ping 丢失" + (f"(至少 {self.min_lost} 个)" if self.min_lost > 1 else "")),
+                "steady": (f"every ping from {a} to {b} is answered", f"{a} 到 {b} 的 ping 全部有应答")}[self.expect]
+        return {"en": said[0] + size["en"], "zh": said[1] + size["zh"]}
+
     def argv(self) -> list[str]:
         return ["ping", "-n", "-c1", "-W1", "-s", str(self.size), self.to]
 

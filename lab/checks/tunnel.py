@@ -56,6 +56,16 @@ class TunnelCheck(Check):
             f" {name} {bound.text()}" for name, bound in self.counters.items())
         return f"tunnel {what} {self.expect}{ts}{extra}"
 
+    def describe(self) -> dict[str, str]:
+        sa = {"en": f"the IKE_SA {self.ike}" + (f" and its CHILD_SA {self.child}" if self.child else ""),
+              "zh": f"IKE_SA {self.ike}" + (f" 及其 CHILD_SA {self.child}" if self.child else "")}
+        more = bool(self.local_ts or self.remote_ts or self.counters or self.version)
+        if self.expect == "established":
+            return {"en": f"{self.node} has {sa['en']} up" + (", as detailed below" if more else ""),
+                    "zh": f"{self.node} 上的 {sa['zh']} 已建立" + (",条件见下方说明" if more else "")}
+        return {"en": f"{self.node} has no {sa['en'].removeprefix('the ')} up",
+                "zh": f"{self.node} 上的 {sa['zh']} 未建立"}
+
     def linux(self, folder: str = "") -> str:
         return f"[{self.node}] swanctl --list-sas --ike {self.ike}"
 

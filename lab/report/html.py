@@ -110,8 +110,11 @@ def _diagnosis(found: dict | None, report_dir: Path) -> dict | None:
 
 def _phase(sc: LoadedScenario, phase: dict, phase_dir: Path, report_dir: Path, only: bool) -> dict:
     exists = phase_dir.exists()
-    return {**phase, "slug": phase["name"].replace(" ", "-"),
-            "captures": _captures(sc, phase_dir, report_dir) if exists else [],
+    captures = _captures(sc, phase_dir, report_dir) if exists else []
+    starts = [c.capture.start for c in captures if c.capture and c.capture.packets]
+    return {**phase, "slug": phase["name"].replace(" ", "-"), "captures": captures,
+            # one clock for every ladder of the phase: the same moment has the same time in each
+            "origin": min(starts) if starts else 0.0,
             "files": _files(phase_dir, report_dir) if exists else {"logs": [], "configs": []},
             "found": _diagnosis(phase.get("diagnosis"), report_dir),
             # the fault is the story; a phase that went wrong needs looking at too
@@ -127,15 +130,37 @@ def _drawing(sc: LoadedScenario, faulty: set[str]) -> dict:
         return {"svg": None, "error": f"dot: {exc}"}
 
 
-def write(sc: LoadedScenario, doc: dict, scenario_dir: Path, name: str = "report.html",
-          phase_dirs: dict[str, Path] | None = None) -> Path:
-    """`phase_dirs`: where each phase's captures and logs are (default scenario_dir/<phase>)."""
-    faulty = faulty_nodes(sc)
+def stylesheet() -> str:
+    """The report's styles on their own (lab serve's pages draw ladders as the report does)."""
+    return _ENV.get_template("report.css.j2").render()
+
+
+def ladder_svg(view: CaptureView, origin: float) -> Markup:
+    """One capture's ladder on its own (a live capture's page), drawn as the report draws it."""
+    return Markup(_ENV.get_template("ladder.svg.j2").module.draw(view, origin))
+
+
+def render(sc: LoadedScenario, doc: dict, scenario_dir: Path, phase_dirs: dict[str, Path] | None = None,
+           trainee: list | None = None) -> str:
+    """The report's HTML. `phase_dirs`: where each phase's captures and logs are (default
+    scenario_dir/<phase>). `trainee`: the hints a trainee took, for the trainee's view of a
+    workshop check: the brief, the task, those hints and the checks, never the scenario's
+    name or title, the fault, the fix, the diagnosis or where the fault sits (lab.workshop.view)."""
+    faulty = set() if trainee is not None else faulty_nodes(sc)
     phases = [_phase(sc, p, (phase_dirs or {}).get(p["name"], scenario_dir / p["name"]), scenario_dir,
                      len(doc["phases"]) == 1) for p in doc["phases"]]
-    html = _ENV.get_template("report.html.j2").render(
-        sc=sc.spec, doc=doc, phases=phases, timers=sc.timers, faulty=sorted(faulty), topology=_drawing(sc, faulty),
-        tunnels=topology_svg.tunnels(sc), expected=doc.get("diagnosis"))
+    if trainee is not None:
+        for phase in phases:
+            phase["found"] = None
+    return _ENV.get_template("report.html.j2").render(
+        sc=sc.spec, doc=doc, phases=phases, timers={} if trainee is not None else sc.timers, faulty=sorted(faulty),
+        topology=_drawing(sc, faulty), tunnels=topology_svg.tunnels(sc),
+        expected=None if trainee is not None else doc.get("diagnosis"), trainee=trainee)
+
+
+def write(sc: LoadedScenario, doc: dict, scenario_dir: Path, name: str = "report.html",
+          phase_dirs: dict[str, Path] | None = None, trainee: list | None = None) -> Path:
+    """render(), written as scenario_dir/name."""
     path = scenario_dir / name
-    path.write_text(html)
+    path.write_text(render(sc, doc, scenario_dir, phase_dirs, trainee))
     return path

@@ -29,6 +29,7 @@ PX_PER_S = 50.0
 SCALE_GAP_S = 2.0  # a longer silence is cut out of the time axis
 BREAK_PX = 26
 WIDTH = 1160  # the drawing's coordinate width, scaled to the page; wider when columns need it
+MIN_SCALE = 0.95  # a diagram shrinks this far with its window at most, then scrolls sideways in its frame
 MIN_SPAN = 110  # px between columns: below that, labels get too short to read
 GUTTER = 136  # time and packet number, left of the first column
 RIGHT_PAD = 16
@@ -337,11 +338,8 @@ class Ladder:
     height: float
     width: float
     gutter: int = GUTTER
-
-    @property
-    def scrolls(self) -> bool:
-        """Too many columns to shrink to the page: drawn at full size, scrolled sideways."""
-        return self.width > WIDTH
+    # never drawn smaller than this (its text stays readable): a narrower window scrolls it sideways
+    min_scale: float = MIN_SCALE
 
 
 def wrap(words: list[list[Segment]], units: int) -> list[list[Segment]]:

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from lab import preflight
+from lab.report import ladder
 from lab.schema.load import LoadedScenario
 from lab.schema.topology import Link, Topology
 
@@ -271,7 +272,8 @@ def dot_source(sc: LoadedScenario, faulty: set[str]) -> str:
 
 def render(dot_text: str) -> str:
     """dot's SVG made embeddable: no XML prologue or comments, scaled to its container (never
-    wider than drawn, so it stays sharp on a wide screen and shrinks on a phone)."""
+    wider than drawn, so it stays sharp on a wide screen, and never below ladder.MIN_SCALE of
+    that: on a phone it keeps its text size and scrolls sideways in its frame)."""
     svg = subprocess.run([preflight.program("dot"), "-Tsvg"], input=dot_text, capture_output=True, text=True,
                          check=True, timeout=DOT_TIMEOUT_S).stdout
     svg = svg[svg.index("<svg"):]
@@ -282,7 +284,8 @@ def render(dot_text: str) -> str:
     # dot draws in points (4/3 px); a quarter larger than that reads like the text around it
     natural_px = float(width.group(1)) * 4 / 3 * 1.25
     return re.sub(r'<svg width="[\d.]+pt" height="[\d.]+pt"',
-                  f'<svg id="topology" width="100%" style="max-width: {natural_px:.0f}px"', svg, count=1)
+                  f'<svg id="topology" width="100%" style="max-width: {natural_px:.0f}px; '
+                  f'min-width: {natural_px * ladder.MIN_SCALE:.0f}px"', svg, count=1)
 
 
 def svg(sc: LoadedScenario, faulty: set[str]) -> str:

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +25,36 @@ from lab.schema.load import LoadedScenario
 from lab.strongswan.charon import CharonDaemon
 from lab.strongswan.pki import DONE, Credentials
 from lab.transport.process import RelayProcess, add_addresses
+
+
+@dataclass(frozen=True)
+class Gone:
+    """A daemon of the lab that ended without the lab stopping it: a finding, never a detail."""
+
+    what: str  # charon, relay or capture
+    node: str
+    name: str  # the capture point (a capture), else the node
+    status: int  # its exit code, or minus the signal that killed it
+
+    @property
+    def key(self) -> str:
+        return f"{self.what} {self.name}"
+
+    def how(self) -> dict[str, str]:
+        """How it ended, in English and Chinese."""
+        if self.status < 0:
+            try:
+                sig = signal.Signals(-self.status).name
+            except ValueError:
+                sig = f"signal {-self.status}"
+            return {"en": f"killed by {sig}", "zh": f"被 {sig} 终止"}
+        return {"en": f"exited with status {self.status}", "zh": f"退出码 {self.status}"}
+
+    def where(self) -> dict[str, str]:
+        if self.what == "capture":
+            return {"en": f"the capture {self.name} ({self.node})", "zh": f"抓包 {self.name}({self.node})"}
+        what = {"charon": "charon", "relay": "the TCP relay"}[self.what]
+        return {"en": f"{what} on {self.node}", "zh": f"{self.node} 上的 {'charon' if self.what == 'charon' else 'TCP 中继'}"}
 
 
 class RunningLab:
@@ -120,6 +151,14 @@ class RunningLab:
         """The shell of each node, as the sandbox numbers it: `mnexec -a PID` enters its namespaces."""
         return {name: node.pid for name, node in self._net().nodes.items()}
 
+    def interfaces(self) -> dict[str, dict[str, str]]:
+        """Each node's interfaces of the topology and their MAC (how a capture of one tells in from out)."""
+        found: dict[str, dict[str, str]] = {}
+        for link in self.scenario.topology.links:
+            for end in link.ends:
+                found.setdefault(end.node, {})[end.intf] = self.mac(end.node, end.intf)
+        return found
+
     def charon_env(self, node: str) -> dict[str, str]:
         return self._charons[node].env if node in self._charons else {}
 
@@ -131,6 +170,22 @@ class RunningLab:
 
     def relay(self, node: str) -> RelayProcess:
         return self._relays[node]
+
+    def daemons(self) -> list[str]:
+        """What the lab keeps running, each as Gone.key names it."""
+        return [*(f"charon {n}" for n in self._charons), *(f"relay {n}" for n in self._relays),
+                *(f"capture {n}" for n in self._captures)]
+
+    def gone(self) -> list[Gone]:
+        """Daemons that ended while the lab runs (killed from a node's shell, crashed): none the
+        lab stopped itself (a restart step, the teardown)."""
+        found = []
+        for what, parts in (("charon", self._charons), ("relay", self._relays), ("capture", self._captures)):
+            for name, part in list(parts.items()):
+                status = part.exited()
+                if status is not None:
+                    found.append(Gone(what, part.point.node if what == "capture" else name, name, status))
+        return found
 
     def observe_from_now(self) -> None:
         self.since = time.time()  # pcap time stamps are wall clock

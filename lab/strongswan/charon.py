@@ -59,6 +59,7 @@ class CharonDaemon:
         self.socket = runtime_dir / f"{node}.vici"
         self.env = {"STRONGSWAN_CONF": str(self.conf), "SWANCTL_DIR": str(self.swanctl_dir)}
         self._proc: subprocess.Popen | None = None
+        self._stopped = False  # by the lab (teardown, a restart step): its exit is no finding
         self._session = None
         self._socket: socket.socket | None = None
         # one request at a time on the session: checks observed side by side share it
@@ -73,6 +74,7 @@ class CharonDaemon:
         out = (self.dir / "charon.stdout").open("w")
         self._proc = self.net.spawn(self.node, [program("charon")], env={**os.environ, **self.env},
                                     stdout=out, stderr=subprocess.STDOUT)
+        self._stopped = False
         out.close()
         self._session, self._socket = self._connect()
         self.load()
@@ -98,6 +100,7 @@ class CharonDaemon:
     def stop(self, kill: bool = False) -> None:
         """SIGTERM: charon deletes its SAs, telling the peers. kill: SIGKILL, as a crash or a
         power cut leaves them: the peers are told nothing."""
+        self._stopped = True
         if self._proc:
             stop_process(self._proc, signal.SIGKILL if kill else signal.SIGTERM, timeout=5)
         for thread in self._initiators:
@@ -214,6 +217,12 @@ class CharonDaemon:
                 raise died(f"charon on {self.node}", self._proc.returncode, self.dir / "charon.stdout",
                            self.log) from None
             raise LabError(f"charon on {self.node}: vici {command}: {exc}") from None
+
+    def exited(self) -> int | None:
+        """The exit status of a charon that ended by itself or was killed from outside the lab
+        (None while it runs, or when the lab stopped it)."""
+        proc = self._proc
+        return None if self._stopped or proc is None else proc.poll()
 
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []

@@ -24,6 +24,7 @@ def add_addresses(net: Network, node: str, encap: TcpEncap) -> None:
 class RelayProcess:
     def __init__(self, net: Network, node: str, encap: TcpEncap, folder: Path):
         self.node = node
+        self._stopped = False  # by the lab's teardown: its exit is no finding
         self.log = folder / f"{node}.relay.log"
         config = folder / node / "relay.json"
         config.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,12 @@ class RelayProcess:
                                f"{exit_reason(stderr, self.log)}")
             time.sleep(0.01)
 
+    def exited(self) -> int | None:
+        """The relay's exit status when it ended before the lab stopped it (else None)."""
+        return None if self._stopped else self.proc.poll()
+
     def stop(self) -> None:
+        self._stopped = True
         stop_process(self.proc)
 
     def log_text(self) -> str:

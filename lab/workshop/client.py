@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab.capture import SNAPLEN
 from lab.errors import BadRequest, LabError
 from lab.sandbox import join_argv
 from lab.sandbox.identity import hand_to_lab
@@ -50,13 +51,16 @@ def start(seat: Seat, sc: LoadedScenario, out: Path, params: list[str], lang: st
     current = seat.read()
     if current is not None:
         alive = current.get("pid") and state.alive(current["pid"], current.get("started_at"))
+        shown = f"{current['scenario']} " if os.geteuid() == 0 else ""  # a trainee's view never names the fault
         raise LabError(f"a workshop lab{_whose(seat)} is already {'running' if alive else 'left over'}: "
-                       f"{current['scenario']} (started {current['started']}); run lab stop first")
+                       f"{shown}(started {current['started']}); run lab stop first")
+    seat.new_token()  # the trainee's page of `lab serve`: a new lab, a new secret
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)  # the trainee's captures, keys and logs: the trainee's and root's only
     hand_to_lab(out)
     seat.write({"account": seat.account, "scenario": sc.name, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "started_epoch": time.time(),
                 "lang": lang, "hints_shown": 0, "checks_run": 0, "last_verdict": None, "ready": False, "pid": None,
                 "path": str(sc.path), "params": params, "check_timeout_s": check_timeout(sc)})
     with (out / "supervisor.log").open("w") as log:
@@ -103,12 +107,26 @@ def request(seat: Seat, cmd: str) -> dict[str, Any]:
 def shell(seat: Seat, node: str, command: list[str]) -> None:
     """Replaces this process: a shell (or one command) in the node, inside the lab's sandbox."""
     current = running(seat)
-    if node not in current["nodes"]:
-        raise BadRequest(f"no node '{node}'; allowed: {', '.join(current['nodes'])}")
     env = [f"{k}={v}" for k, v in current["env"].get(node, {}).items()]
     argv = command or ["bash", "--norc", "-i"]
-    enter = [*join_argv(current["pid"]), "mnexec", "-a", str(current["nodes"][node]),
-             "env", f"PS1=[lab {node}] \\w# ", *env, *argv]
+    _enter(current, node, ["env", f"PS1=[lab {node}] \\w# ", *env, *argv])
+
+
+def capture(seat: Seat, node: str, intf: str, count: int | None) -> None:
+    """Replaces this process: tcpdump on a node's interface, inside the lab's sandbox, writing a
+    pcap stream to standard output as packets come (`lab capture gw1:wan | wireshark -k -i -`)."""
+    current = running(seat)
+    known = current.get("interfaces", {}).get(node, {})
+    if node in current["nodes"] and intf not in known:
+        raise BadRequest(f"no interface '{intf}' on {node}; allowed: {', '.join(known) or 'none'}")
+    _enter(current, node, ["tcpdump", "-i", intf, "-n", "-s", str(SNAPLEN), "-U", "-Z", "root", "-w", "-",
+                           *(["-c", str(count)] if count else [])])
+
+
+def _enter(current: dict[str, Any], node: str, argv: list[str]) -> None:
+    if node not in current["nodes"]:
+        raise BadRequest(f"no node '{node}'; allowed: {', '.join(current['nodes'])}")
+    enter = [*join_argv(current["pid"]), "mnexec", "-a", str(current["nodes"][node]), *argv]
     os.execv(enter[0], enter)
 
 
@@ -120,7 +138,7 @@ def next_hint(seat: Seat, sc: LoadedScenario, number: int | None) -> tuple[int, 
     n = number if number is not None else min(current["hints_shown"] + 1, len(hints))
     if not 1 <= n <= len(hints):
         raise BadRequest(f"no hint {n}; allowed: 1 to {len(hints)}")
-    seat.update(hints_shown=max(current["hints_shown"], n))
+    seat.update(lambda now: {"hints_shown": max(now.get("hints_shown", 0), n)})
     return n, hints[n - 1]
 
 
@@ -141,4 +159,5 @@ def stop(seat: Seat) -> str:
                 break
             time.sleep(0.05)
     seat.clear()
-    return f"stopped {current['scenario']}{_whose(seat)}"
+    shown = current["scenario"] if os.geteuid() == 0 else "your lab"  # a trainee's view never names the fault
+    return f"stopped {shown}{_whose(seat)}"

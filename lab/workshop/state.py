@@ -9,12 +9,15 @@ make its own seat, cannot remove another's, and cannot see who else has one.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pwd
+import secrets
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from lab.sandbox.identity import hand_to_lab, lab_identity
 
@@ -55,16 +58,29 @@ class Seat:
         self.dir = self.room / account
         self.state = self.dir / "state.json"
         self.socket = self.dir / "control.sock"
+        self.token_file = self.dir / "token"  # the secret in the trainee's URL of `lab serve`
+        self._lock = self.dir / ".lock"
 
     @classmethod
     def mine(cls) -> "Seat":
         return cls(account_name())
 
     def read(self) -> dict[str, Any] | None:
+        """The state, as its account wrote it (never through a link: root reads seats too)."""
+        text = _read_own(self.state)
         try:
-            return json.loads(self.state.read_text())
-        except (OSError, ValueError):
+            return json.loads(text) if text is not None else None
+        except ValueError:
             return None
+
+    def token(self) -> str | None:
+        return (_read_own(self.token_file) or "").strip() or None
+
+    def new_token(self) -> str:
+        """A fresh secret for this seat's pages (the old one stops working)."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        write_new(self.token_file, token + "\n", 0o600)
+        return token
 
     def claim(self) -> None:
         """The seat's folder, made by its account (or checked to be its own): private to it."""
@@ -82,14 +98,30 @@ class Seat:
 
     def write(self, data: dict[str, Any]) -> None:
         tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        write_new(tmp, json.dumps(data, indent=2), 0o600)
         tmp.replace(self.state)  # readers never see half a file
 
-    def update(self, **changes: Any) -> None:
-        self.write({**(self.read() or {}), **changes})
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any]] | None = None, **changes: Any) -> None:
+        """Read, change, write, with no other writer in between (the supervisor's threads, `lab
+        hint`): `change(current)` returns the keys to change, `changes` are set as they are."""
+        with self._locked():
+            current = self.read() or {}
+            self.write({**current, **(change(current) if change else {}), **changes})
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        if os.geteuid() == 0:  # the account's own lock, whoever made it
+            owner = os.stat(self.dir)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def clear(self) -> None:
-        for path in (self.state, self.socket, self.state.with_suffix(".tmp")):
+        for path in (self.state, self.socket, self.state.with_suffix(".tmp"), self.token_file, self._lock):
             path.unlink(missing_ok=True)
         try:
             self.dir.rmdir()
@@ -97,13 +129,73 @@ class Seat:
             pass  # not empty or already gone
 
 
-def seats() -> list[Seat]:
-    """Every account's seat (root only: nobody else may list the room)."""
+TOKEN_BYTES = 24  # 192 bits: as long as a URL carries comfortably, never guessed
+
+
+def _read_own(path: Path) -> str | None:
+    """A seat's file, never through a symbolic link (the seat is its account's: root must not be
+    led elsewhere by a link put there), and bounded."""
     try:
-        entries = sorted(room().iterdir())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, MAX_STATE_BYTES).decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
+MAX_STATE_BYTES = 1 << 20
+
+
+def write_new(path: Path, text: str, mode: int) -> None:
+    """A file made afresh (whatever was at `path`, a link included, is removed first, never followed),
+    owned by the seat's account when root writes it."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        if os.geteuid() == 0:
+            owner = os.stat(path.parent)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+SERVE_FILE = ".serve.json"  # in the room: where `lab serve` listens (root's, readable by every account)
+
+
+def serve_url(in_room: Path | None = None) -> str | None:
+    """The base URL of the room's `lab serve`, while it runs (None: it does not)."""
+    path = (in_room or room()) / SERVE_FILE
+    try:
+        if os.lstat(path).st_uid != 0:
+            return None  # only root's word counts: an account could make this file in the room
+        found = json.loads(_read_own(path) or "{}")
+    except (OSError, ValueError):
+        return None
+    pid, url = found.get("pid"), found.get("url")
+    if not (isinstance(pid, int) and isinstance(url, str) and alive(pid, found.get("started_at"))):
+        return None
+    return url
+
+
+def page_url(seat: "Seat") -> str | None:
+    """The trainee's page of this seat, when `lab serve` runs: the URL to hand out."""
+    base, token = serve_url(seat.room), seat.token()
+    return f"{base.rstrip('/')}/t/{token}/" if base and token else None
+
+
+def seats(in_room: Path | None = None) -> list[Seat]:
+    """Every account's seat (root only: nobody else may list the room)."""
+    where = in_room or room()
+    try:
+        entries = sorted(where.iterdir())
     except OSError:
         return []
-    return [Seat(p.name) for p in entries if p.is_dir() and not p.is_symlink()
+    return [Seat(p.name, where) for p in entries if p.is_dir() and not p.is_symlink()
             and account_name(p.stat().st_uid) == p.name]
 
 
