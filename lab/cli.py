@@ -427,14 +427,15 @@ def bench_(names: Optional[list[str]] = typer.Argument(None, help="scenarios: on
         say(f"training room: {r['labs']} labs of {r['scenario']} started in {r['start_s']}s, {r['memory_mb']} MB "
             f"({r['memory_per_lab_mb']} MB a lab: {r['labs_per_24gib']} labs in 24 GiB), "
             f"CPU {r['cpu_busy_idle_pct']}% busy while idle")
-    c = doc["classroom"]
-    say("classroom: " + (c["error"] if "error" in c else
-                         f"{c['labs']} trainee labs of {c['scenario']} and lab serve: started in {c['start_s']}s, "
-                         f"labs {c['labs_memory_mb']} MB, lab serve {c['serve_rss_mb']} MB; idle CPU (% of a core): "
-                         f"lab serve {c['serve_cpu_idle_pct_of_a_core']}, labs {c['labs_cpu_idle_pct_of_a_core']}; "
-                         f"a trainee's page {c['http_load_s']['median']}s over HTTP, "
-                         f"{c.get('browser_trainee_page_s', '-')}s in Chromium, the trainer's "
-                         f"{c.get('browser_trainer_page_s', '-')}s"))
+    c = doc.get("classroom")
+    if c is not None:
+        say("classroom: " + (c["error"] if "error" in c else
+                             f"{c['labs']} trainee labs of {c['scenario']} and lab serve: started in {c['start_s']}s, "
+                             f"labs {c['labs_memory_mb']} MB, lab serve {c['serve_rss_mb']} MB; idle CPU (% of a core): "
+                             f"lab serve {c['serve_cpu_idle_pct_of_a_core']}, labs {c['labs_cpu_idle_pct_of_a_core']}; "
+                             f"a trainee's page {c['http_load_s']['median']}s over HTTP, "
+                             f"{c.get('browser_trainee_page_s', '-')}s in Chromium, the trainer's "
+                             f"{c.get('browser_trainer_page_s', '-')}s"))
     say(f"written: {out}")
     raise typer.Exit(ExitCode.OK if all(f["passed"] for f in doc["scenarios"]) else ExitCode.FAILED)
 
@@ -784,6 +785,9 @@ def status(user: Optional[str] = USER,
         _fail(ExitCode.BAD_INPUT, "--all: only root (the trainer) sees every account's lab; without it: your own")
     seats = state.seats() if all_ else [_seat(user)]
     rows = [r for r in (room.row(seat) for seat in seats) if r is not None]
+    trainer = os.geteuid() == 0  # a trainee's own view never names the scenario: its name names the fault
+    if not trainer:
+        rows = [{k: v for k, v in r.items() if k != "scenario"} for r in rows]
     if as_json:
         if all_:
             html_out.parent.mkdir(parents=True, exist_ok=True)
@@ -792,9 +796,8 @@ def status(user: Optional[str] = USER,
     if not rows:
         print("no workshop lab is running" + ("" if all_ else f" for {seats[0].account}"))
         return
-    trainer = os.geteuid() == 0  # a trainee's own view never names the scenario: its name names the fault
     for r in rows:
-        say(f"{r['account']:<12} {r['scenario'] if trainer else 'lab':<24} "
+        say(f"{r['account']:<12} {r.get('scenario', 'lab'):<24} "
             f"{'running' if r['alive'] else 'NOT running (lab stop cleans up)':<10} "
             f"since {r['started']}  hints {r['hints_shown']}  checks {r['checks_run']}  "
             + (f"fault re-armed {r['recurrences']}x  " if r['recurrences'] is not None else "")

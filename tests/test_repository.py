@@ -29,7 +29,7 @@ def _files() -> list[Path]:
 
 def test_no_path_of_this_machine():
     """A clone anywhere else must work: no file names a machine's folders, nor where this checkout is."""
-    here = {str(repo.ROOT), str(repo.ROOT.parent), str(Path.home())} - {"/"}
+    here = {str(repo.ROOT), str(Path.home())} - {"/"}  # not its parent: a clone in /tmp/x is fine
     found = []
     for path in _files():
         text = path.read_text(errors="replace")

@@ -80,7 +80,7 @@ def test_nothing_a_trainee_can_read_gives_the_answer(trainees, room):
             hint = account.lab("hint", *(["--json"] if n % 2 else []))
             assert hint.returncode == 0, hint.stderr
             texts[f"lab hint {n + 1}"] = hint.stdout + hint.stderr
-        for args in (["status"], ["check"], ["check", "--json"]):
+        for args in (["status"], ["status", "--json"], ["check"], ["check", "--json"]):
             out = account.lab(*args)
             texts["lab " + " ".join(args)] = out.stdout + out.stderr
         results = account.home / "results" / "workshop"
