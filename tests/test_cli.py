@@ -13,6 +13,7 @@ import pytest
 from tests import repo
 from lab.schema.load import load_scenario
 from tests.leaks import charons_below
+from tests.signals import as_from_a_terminal
 
 LAB = [sys.executable, "-m", "lab"]
 
@@ -98,12 +99,10 @@ def test_failing_step_exits_3_and_tears_down(tmp_path, no_leaks):
 def test_interrupt_tears_down(tmp_path, sig, no_leaks):
     # dpd-nat-timeout's phases wait on timers for seconds: the signal lands while labs are up,
     # however loaded the machine (a fast scenario's phases may be over before they overlap)
-    # as from a terminal: a suite started in the background (`make test &`) hands its children
-    # SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([*LAB, "run", "dpd-nat-timeout", "--out", str(tmp_path)], cwd=repo.ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "COLUMNS": "200"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=as_from_a_terminal)
     deadline = time.monotonic() + 60
     while len(charons_below(proc.pid)) < 8:  # two phase labs up (HQ and three branches each)
         assert time.monotonic() < deadline and proc.poll() is None, "the labs did not come up"

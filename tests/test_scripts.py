@@ -1,11 +1,14 @@
 """What a script sees: one table of exit codes (lab.exitcodes, the README's table), each command run
 into each code it can end with; one JSON document per `--json` command, with its schema's version."""
+import fcntl
 import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from lab.exitcodes import ExitCode
 from tests import repo
 from tests.field_data import FIELD, NEEDED
+from tests.signals import as_from_a_terminal
 
 LAB = [sys.executable, "-m", "lab"]
 CAPTURES = FIELD / "captures"
@@ -105,11 +109,24 @@ def test_every_command_is_in_the_table_above():
     assert {c.name or c.callback.__name__ for c in app.registered_commands} <= tested
 
 
+def _unread(pipe) -> int:
+    """Bytes in a pipe that its reader has not taken yet (FIONREAD answers on either end)."""
+    return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+
+
 def test_an_interrupted_command_exits_130():
     """Ctrl-C in any command: here lab diagnose, waiting on standard input."""
     proc = subprocess.Popen([*LAB, "diagnose", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=repo.ROOT, start_new_session=True)
-    time.sleep(1.5)  # started, reading: a signal before Python's handler exists would not be Ctrl-C
+                            stderr=subprocess.PIPE, cwd=repo.ROOT, start_new_session=True,
+                            preexec_fn=as_from_a_terminal)
+    # Signalled once it reads (what it was given is gone from the pipe): a signal while Python
+    # starts would not be the command's Ctrl-C.
+    proc.stdin.write(b"2026-12-06 ")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while _unread(proc.stdin):
+        assert time.monotonic() < deadline and proc.poll() is None, "lab diagnose - never read its input"
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.INTERRUPTED, err
