@@ -92,6 +92,8 @@ def catalogue(tmp_path_factory, worker_id) -> Catalogue:
 
 # -- ordinary accounts, for what trainees and non-root users do ---------------------------------
 
+# An ordinary account's search path after login on Debian (login.defs ENV_PATH): no sbin.
+LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 ACCOUNT_LOCK = Path(tempfile.gettempdir()) / "ipsec-lab-tests-accounts.lock"
 
 
@@ -102,12 +104,20 @@ class Account:
 
     def lab(self, *args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
         """`lab ARGS` run by this account from its home (as a trainee types it)."""
-        return subprocess.run([sys.executable, "-m", "lab.sandbox.runas", self.name, "--", sys.executable, "-m", "lab",
-                               *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+        return subprocess.run(self._as(sys.executable, "-m", "lab", *args), capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "PATH": LOGIN_PATH, **(env or {})})
+
+    def start_lab(self, *args: str) -> subprocess.Popen:
+        """`lab ARGS` started by this account, its output (both streams) on the process's stdout."""
+        return subprocess.Popen(self._as(sys.executable, "-m", "lab", *args), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "PATH": LOGIN_PATH})
 
     def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "lab.sandbox.runas", self.name, "--", *argv],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(self._as(*argv), capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PATH": LOGIN_PATH})
+
+    def _as(self, *argv: str) -> list[str]:
+        return [sys.executable, "-m", "lab.sandbox.runas", self.name, "--", *argv]
 
 
 def _shadow(*argv: str) -> None:

@@ -84,9 +84,7 @@ def test_a_trainee_cannot_reach_another_trainees_lab_or_the_host(two_labs, room)
 
 def test_an_ordinary_account_runs_a_scenario_and_nothing_runs_as_root(accounts, no_leaks):
     alice = accounts[0]
-    run = subprocess.Popen([sys.executable, "-m", "lab.sandbox.runas", alice.name, "--", sys.executable, "-m", "lab",
-                            "run", "psk-mismatch", "--out", "results"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    run = alice.start_lab("run", "psk-mismatch", "--out", "results")
     owners: set[str] = set()
     while run.poll() is None:
         owners |= {pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name for pid in charons_below(run.pid)

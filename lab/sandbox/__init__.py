@@ -47,6 +47,9 @@ NAMESPACES = (kernel.CLONE_NEWUSER | kernel.CLONE_NEWNS | kernel.CLONE_NEWPID | 
               | kernel.CLONE_NEWIPC | kernel.CLONE_NEWUTS)
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 NSENTER = "/usr/bin/nsenter"
+# A root's search path, ahead of the account's own: Mininet and the lab's nodes run ifconfig, ip,
+# nft, sysctl... by name, and an ordinary account's login PATH has no sbin.
+ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _outer: int | None = None  # in a sandbox: the host's number of the process waiting outside it
 
 
@@ -97,9 +100,16 @@ def enter(view: View, identity: LabIdentity | None = None) -> None:
             os._exit(1)  # the parent went while it was cleared
     _make_view(fds, covered, set(view.writable))
     os.chdir("/")
+    os.environ["PATH"] = search_path(os.environ.get("PATH", ""))
     global _outer
     _outer = os.getpid()  # still the host's number: this process stays outside the new PID namespace
     _become_init_and_worker()
+
+
+def search_path(given: str) -> str:
+    """PATH in a sandbox: root's folders first, then the rest of `given`."""
+    rest = [p for p in given.split(os.pathsep) if p and p not in ROOT_PATH]
+    return os.pathsep.join([*ROOT_PATH, *dict.fromkeys(rest)])
 
 
 def _allow_realtime(priority: int) -> None:
