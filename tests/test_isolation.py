@@ -4,6 +4,7 @@ import os
 import pwd
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -134,3 +135,10 @@ def _hostile(sc, folder, check, step) -> dict:
         except LabError as exc:
             nft = str(exc)
     return {"command": command.stdout + command.stderr, "nft": nft}
+
+
+def test_no_lab_is_built_outside_a_sandbox(tmp_path):
+    """Not even by a caller that forgot one: it would be host root, its runtime folder in the host's /tmp."""
+    with pytest.raises(LabError, match="only inside a sandbox"):
+        RunningLab(load_scenario("psk-mismatch"), tmp_path, "nosandbox")
+    assert not list(Path(tempfile.gettempdir()).glob("ipsec-lab-nosandbox-*"))

@@ -81,7 +81,11 @@ def _ikev1_tunnel(tmp_path):
         assert any("IKEv1" in line or "ID_PROT" in line for line in lab.charon("gw1").log_lines())
 
 
-def test_link_step(tmp_path, no_leaks):
+def test_link_step(lab_dir, no_leaks):
+    call(_link_step, lab_dir, writable=(lab_dir,))
+
+
+def _link_step(tmp_path):
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps4") as lab:
         assert reaches(lab, "gw1", "198.51.100.2")
         LinkStep(node="gw1", intf="wan", state="down").apply(lab)
@@ -93,9 +97,13 @@ def test_link_step(tmp_path, no_leaks):
         assert reaches(lab, "gw1", "198.51.100.2")
 
 
-def test_restart_step(tmp_path, no_leaks):
+def test_restart_step(lab_dir, no_leaks):
     """TERM: charon deletes its SAs and tells the peer. KILL (a crash, a power cut): the peer is
     told nothing and keeps its SA; the restarted charon has its configuration, no SAs."""
+    call(_restart_step, lab_dir, writable=(lab_dir,))
+
+
+def _restart_step(tmp_path):
     up = TunnelCheck(node="gw1", ike="hq", child="net", within=5)
     hq_down = TunnelCheck(node="gw2", ike="branch", expect="down", within=0.5)
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps5") as lab:
@@ -114,7 +122,11 @@ def test_restart_step(tmp_path, no_leaks):
         assert "branch: IKEv2" in lab.exec("gw2", ["env", *env, "swanctl", "--list-conns"]).stdout  # loaded again
 
 
-def test_serve_and_download(tmp_path, no_leaks):
+def test_serve_and_download(lab_dir, no_leaks):
+    call(_serve_and_download, lab_dir, writable=(lab_dir,))
+
+
+def _serve_and_download(tmp_path):
     url = "http://10.2.0.10/blob.bin"
     with RunningLab(load_scenario("psk-mismatch"), tmp_path, "steps6") as lab:
         ServeStep(node="h2", address="10.2.0.10", files={"blob.bin": 300000}).apply(lab)

@@ -21,6 +21,7 @@ from lab.capture.tcpdump import PacketCapture
 from lab.errors import LabError
 from lab.monitor import PingMonitor
 from lab.network import Network, stop_process
+from lab.sandbox import outer_pid
 from lab.schema.load import LoadedScenario
 from lab.strongswan.charon import CharonDaemon
 from lab.strongswan.pki import DONE, Credentials
@@ -61,6 +62,8 @@ class RunningLab:
     """One phase's lab (or a workshop's), built on enter and torn down on exit."""
 
     def __init__(self, scenario: LoadedScenario, phase_dir: Path, run_id: str):
+        if outer_pid() is None:  # nothing of a lab is host root, nor left in the host's /tmp
+            raise LabError("a lab is built only inside a sandbox of its own (lab.run.worker.call)")
         self.scenario = scenario
         self.phase_dir = phase_dir
         self.run_id = run_id
