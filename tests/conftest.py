@@ -14,6 +14,7 @@ import pytest
 from tests import repo
 from lab.sandbox.identity import hand_to_lab
 from tests.leaks import SESSION_VAR, snapshot
+from tests.login import LOGIN_PATH
 
 # Every process this test process starts (labs included) carries its name, so a leak check sees
 # them only, whatever else runs on the machine (other test workers included).
@@ -92,8 +93,6 @@ def catalogue(tmp_path_factory, worker_id) -> Catalogue:
 
 # -- ordinary accounts, for what trainees and non-root users do ---------------------------------
 
-# An ordinary account's search path after login on Debian (login.defs ENV_PATH): no sbin.
-LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 ACCOUNT_LOCK = Path(tempfile.gettempdir()) / "ipsec-lab-tests-accounts.lock"
 
 

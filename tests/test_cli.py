@@ -13,7 +13,7 @@ import pytest
 from tests import repo
 from lab.schema.load import load_scenario
 from tests.leaks import charons_below
-from tests.signals import as_from_a_terminal
+from tests.login import LOGIN_PATH, as_from_a_terminal
 
 LAB = [sys.executable, "-m", "lab"]
 
@@ -179,8 +179,10 @@ def test_keep_holds_a_failing_lab_open(tmp_path, no_leaks):
         if "SIGTERM" in line:
             break
     assert enter["gw1"][-1] == "bash"  # the printed command, run as printed but for the shell
-    inside = subprocess.run([*enter["gw1"][:-1], "ip", "-br", "addr"], capture_output=True, text=True)
+    inside = subprocess.run([*enter["gw1"][:-1], "sh", "-c", "ip -br addr; swanctl --list-conns"], capture_output=True,
+                            text=True, env={**os.environ, "PATH": LOGIN_PATH})  # typed by an account: no sbin
     assert "203.0.113.2/30" in inside.stdout  # the failing fault lab is still up
+    assert "hq: IKEv2" in inside.stdout, inside.stderr  # root's tools and the node's own charon
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 130

@@ -17,7 +17,7 @@ import pytest
 from lab.exitcodes import ExitCode
 from tests import repo
 from tests.field_data import FIELD, NEEDED
-from tests.signals import as_from_a_terminal
+from tests.login import as_from_a_terminal
 
 LAB = [sys.executable, "-m", "lab"]
 CAPTURES = FIELD / "captures"

@@ -18,7 +18,7 @@ from typing import Any
 
 from lab.capture import SNAPLEN
 from lab.errors import BadRequest, LabError
-from lab.sandbox import join_argv
+from lab.sandbox import join_argv, search_path
 from lab.sandbox.identity import hand_to_lab
 from lab.schema.load import LoadedScenario
 from lab.workshop import state
@@ -127,7 +127,8 @@ def _enter(current: dict[str, Any], node: str, argv: list[str]) -> None:
     if node not in current["nodes"]:
         raise BadRequest(f"no node '{node}'; allowed: {', '.join(current['nodes'])}")
     enter = [*join_argv(current["pid"]), "mnexec", "-a", str(current["nodes"][node]), *argv]
-    os.execv(enter[0], enter)
+    # as root of the lab, with root's search path (swanctl, ip, nft are in sbin)
+    os.execve(enter[0], enter, {**os.environ, "PATH": search_path(os.environ.get("PATH", ""))})
 
 
 def next_hint(seat: Seat, sc: LoadedScenario, number: int | None) -> tuple[int, Any]:

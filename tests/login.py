@@ -1,5 +1,8 @@
-"""Commands started as from a terminal, whatever started the suite."""
+"""Commands started as a person starts them, whatever started the suite."""
 import signal
+
+# An ordinary account's search path after login on Debian (login.defs ENV_PATH): no sbin.
+LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 
 
 def as_from_a_terminal() -> None:
