@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ import aiohttp
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-quic", "--remote-debugging-port=0"]
 START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 10
 
 
 class Browser:
@@ -27,7 +30,8 @@ class Browser:
     async def __aenter__(self) -> "Browser":
         self.proc = subprocess.Popen(["chromium", *FLAGS, f"--user-data-dir={self.profile}",
                                       f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)  # its helpers with it: one group to end
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
@@ -44,12 +48,7 @@ class Browser:
         self._reader.cancel()
         await self.ws.close()
         await self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        await _end(self.proc)
 
     async def _read(self) -> None:
         async for msg in self.ws:
@@ -81,6 +80,38 @@ class Browser:
         await page.call("Page.navigate", {"url": url})
         await page.wait(wait)
         return page
+
+
+async def _end(proc: subprocess.Popen) -> None:
+    """Chromium and every helper it started, gone (Debian's `chromium` is a script: the browser is
+    its child, not the process started here). SIGTERM to the group lets the browser write its
+    profile; whatever still runs after that is killed. Zombies count as gone: they write nothing,
+    and reaping them is the machine's init's business."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _running_in_group(proc.pid) and time.monotonic() < deadline:
+            proc.poll()
+            await asyncio.sleep(0.02)
+        if not _running_in_group(proc.pid):
+            break
+    proc.wait()
+
+
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of group `pgid` runs (a zombie does not)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # it ended meanwhile
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
+    return False
 
 
 class Page:

@@ -2,6 +2,7 @@ import fcntl
 import json
 import os
 import pwd
+import re
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def catalogue(tmp_path_factory, worker_id) -> Catalogue:
 
 # -- ordinary accounts, for what trainees and non-root users do ---------------------------------
 
+ACCOUNT_PREFIX = "iplt"  # with the test worker's pid: useradd's names are at most 32 characters
 ACCOUNT_LOCK = Path(tempfile.gettempdir()) / "ipsec-lab-tests-accounts.lock"
 
 
@@ -126,16 +128,29 @@ def _shadow(*argv: str) -> None:
         subprocess.run(argv, check=True, capture_output=True, text=True)
 
 
+def _left_by_killed_suites() -> list[str]:
+    """Test accounts whose worker is gone (a suite killed before its teardown, a CI timeout):
+    named after the worker's pid, which no process has now (or has again: this one)."""
+    found = []
+    for entry in pwd.getpwall():
+        match = re.fullmatch(rf"{ACCOUNT_PREFIX}(\d+)[ab]", entry.pw_name)
+        if match and (int(match[1]) == os.getpid() or not Path(f"/proc/{match[1]}").exists()):
+            found.append(entry.pw_name)
+    return found
+
+
 @pytest.fixture(scope="session")
 def accounts(worker_id):
     """Two ordinary accounts of this test worker (made with subordinate ids, as Debian's useradd
     makes any user), removed with their homes at the end. Root only."""
     if os.geteuid() != 0:
         pytest.skip("making test accounts needs root")
+    for stale in _left_by_killed_suites():
+        _shadow("userdel", "--remove", stale)
     made = []
     try:
         for who in ("a", "b"):
-            name = f"iplt{os.getpid() % 100000}{who}"
+            name = f"{ACCOUNT_PREFIX}{os.getpid()}{who}"
             _shadow("useradd", "--create-home", "--shell", "/bin/bash", name)
             made.append(Account(name, Path(pwd.getpwnam(name).pw_dir)))
         yield made
