@@ -140,3 +140,23 @@ def test_json_honours_the_language():
 def test_the_dialect_read_is_shown():
     out, _, _ = _cli(str(PSK_HQ), "--lang", "en")
     assert b"read as: " in out.stdout and b"charon file log" in out.stdout
+
+
+@pytest.mark.parametrize("dialect", ["filelog", "syslog"])
+def test_a_log_past_its_budgets_keeps_lines_then_alerts_then_counts(dialect, monkeypatch):
+    """Past MAX_KEPT lines only alerts are kept, MAX_ALERTS of them; after that every line is
+    still read and counted, and the file says it was cut."""
+    import io
+
+    from lab.diagnose import logs
+
+    monkeypatch.setattr(logs, "MAX_KEPT", 40)
+    monkeypatch.setattr(logs, "MAX_ALERTS", 10)
+    prefix = "Dec  6 02:11:21 gw1 charon: " if dialect == "syslog" else "Dec  6 02:11:21 "
+    lines = [f"{prefix}09[IKE] <hq|{i}> sending DPD request" for i in range(60)]  # routine: kept up to 40
+    lines += [f"{prefix}09[IKE] <hq|{i}> retransmit 1 of request with message ID 7" for i in range(30)]  # alerts
+    lines.append(f"{prefix}09[IKE] <hq|99> IKE_SA hq[99] established between 192.0.2.1[a]...192.0.2.2[b]")
+    got = logs.read_stream(io.BytesIO("\n".join(lines).encode()), Path("big.log"))
+    assert (got.read_lines, got.charon_lines) == (91, 91)
+    assert len(got.lines) == 50 and got.lines[-1].text.startswith("retransmit")  # 40 lines, then 10 alerts
+    assert got.truncated == logs.PAST_BUDGET

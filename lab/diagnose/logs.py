@@ -29,13 +29,16 @@ _ALERT = re.compile(r"fail|error|retransmit|giving up|deleting|established|misma
                     r"revoked|not responding|^no |rekey|^Starting IKE|^spawning \d+ worker")
 
 
+PAST_BUDGET = (f"kept {MAX_KEPT} charon lines, then only errors, deletions and successes (at most "
+               f"{MAX_ALERTS}); allowed: at most {MAX_KEPT} lines kept a run")
+
+
 def _past_budget(text: str, alerts: int, out: "LogFile") -> bool:
     """Past the budget of lines, only what signals trouble or success is kept, up to a budget of
     its own; the rest is read and counted, and the diagnosis says so."""
     if alerts < MAX_ALERTS and _alert(text):
         return False
-    out.truncated = (f"kept {MAX_KEPT} charon lines, then only errors, deletions and successes (at most "
-                     f"{MAX_ALERTS}); allowed: at most {MAX_KEPT} lines kept a run")
+    out.truncated = PAST_BUDGET
     return True
 
 
@@ -271,11 +274,15 @@ def read_stream(stream: BinaryIO, path: Path, shown: Path | None = None, max_byt
     room = MAX_KEPT - (len(kept) if kept is not None else 0)
     dialects: dict[str, int] = {}
     number = charon = filelog = 0
+    full = False  # both budgets spent: the lines after are only counted
     fast_match, noise = _FILELOG.match, _NOISE.match
     for number, line in enumerate(_lines(stream, max_bytes, out), 1):
         fast = fast_match(line)
         if fast is not None:  # the common case without a Record first: most lines are noise
             filelog += 1
+            if full:
+                out.truncated = PAST_BUDGET
+                continue
             text = line[fast.end():]
             if noise(text) or (len(keep) >= room and _past_budget(text, len(keep) - room, out)):
                 continue
@@ -287,6 +294,9 @@ def read_stream(stream: BinaryIO, path: Path, shown: Path | None = None, max_byt
                 continue
             charon += 1
             dialects[rec.dialect] = dialects.get(rec.dialect, 0) + 1
+            if full:
+                out.truncated = PAST_BUDGET
+                continue
             if _NOISE.match(rec.text):
                 continue  # nothing of an IKE_SA: the configuration dump, vici, the kernel's addresses
         if len(keep) >= room and _past_budget(rec.text, len(keep) - room, out):
@@ -297,6 +307,7 @@ def read_stream(stream: BinaryIO, path: Path, shown: Path | None = None, max_byt
         line = LogLine(out.shown, number, rec.time, rec.group, rec.ike, rec.uid, rec.text, rec.dialect,
                        rec.thread, sa)
         keep.append(line)
+        full = len(keep) - room >= MAX_ALERTS
         if rec.text.startswith("retransmit "):
             reader.retransmit = line
         if reader.guessed and rec.group not in _NOT_IKE:
