@@ -115,7 +115,8 @@ class IkeSa:
     local_id: str | None = None
     remote_id: str | None = None
     child_spis: set = field(default_factory=set)  # (inbound, outbound) hex as this side logs them
-    packets: list = field(default_factory=list)  # (direction, exchange-less size, ports) of the first packets
+    packets: list = field(default_factory=list)  # (direction, exchange-less size) of the first packets
+    ports: set = field(default_factory=set)  # the peer's UDP ports in those packets (behind NAT: its mapping)
 
 
 @dataclass
@@ -260,6 +261,7 @@ class _Reader:
             sa.local = local
         if packet and len(sa.packets) < 8:
             sa.packets.append((packet.group("dir"), int(packet.group("bytes") or 0)))
+            sa.ports.add(int(packet.group("dport" if packet.group("dir") == "sending" else "sport")))
         return key
 
 
