@@ -4,14 +4,17 @@ chromium, a fresh profile each time; no download, no other browser."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import aiohttp
 
@@ -21,6 +24,18 @@ START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 10
 
 
+@contextlib.contextmanager
+def environment() -> Iterator[dict[str, str]]:
+    """Chromium's environment, with a temporary folder of its own removed after it: Chromium
+    keeps its single-instance socket in a folder of TMPDIR and leaves it there when it is killed.
+    A short path in the system's: the socket's path must fit in 108 bytes."""
+    tmp = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        yield {**os.environ, "TMPDIR": tmp}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Browser:
     def __init__(self, profile: Path, width: int = 1280, height: int = 900):
         self.profile, self.size = profile, (width, height)
@@ -28,27 +43,34 @@ class Browser:
         self._waiting: dict[int, asyncio.Future] = {}
 
     async def __aenter__(self) -> "Browser":
+        # undone in reverse: the session, Chromium's process group, then its temporary folder
+        self._cleanup = contextlib.AsyncExitStack()
+        env = self._cleanup.enter_context(environment())
         self.proc = subprocess.Popen(["chromium", *FLAGS, f"--user-data-dir={self.profile}",
                                       f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                      start_new_session=True)  # its helpers with it: one group to end
-        port_file = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            assert self.proc.poll() is None, "chromium exited"
-            assert time.monotonic() < deadline, "chromium did not open its DevTools port"
-            await asyncio.sleep(0.05)
-        port, path = port_file.read_text().splitlines()[:2]
-        self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=0)
+        self._cleanup.push_async_callback(_end, self.proc)
+        try:
+            port_file = self.profile / "DevToolsActivePort"
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
+                assert self.proc.poll() is None, "chromium exited"
+                assert time.monotonic() < deadline, "chromium did not open its DevTools port"
+                await asyncio.sleep(0.05)
+            port, path = port_file.read_text().splitlines()[:2]
+            self.http = await self._cleanup.enter_async_context(aiohttp.ClientSession())
+            self.ws = await self.http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=0)
+        except BaseException:
+            await self._cleanup.aclose()
+            raise
         self._reader = asyncio.create_task(self._read())
         return self
 
     async def __aexit__(self, *exc) -> None:
         self._reader.cancel()
         await self.ws.close()
-        await self.http.close()
-        await _end(self.proc)
+        await self._cleanup.aclose()
 
     async def _read(self) -> None:
         async for msg in self.ws:

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from tests import repo
+from lab.browser import environment
 from lab.capture import packets
 from lab.report import ladder
 from lab.schema.load import LoadedScenario, load_scenario
@@ -148,8 +149,9 @@ window.addEventListener("load", function () {
 
 
 def chromium(profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["chromium", *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    with environment() as env:
+        return subprocess.run(["chromium", *FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def harness(out: Path, reports: dict[str, Path]) -> Path:
