@@ -24,6 +24,7 @@ from importlib.resources import files
 from pathlib import Path
 from shutil import which as shutil_which
 
+from lab import procfs
 from lab.capture.file import PCAP_USEC
 from lab.checks import evaluate
 from lab.checks.tunnel import TunnelCheck
@@ -344,7 +345,7 @@ async def _page_loads(pages: list[str], trainer: str, count: int) -> dict:
 
 def _cpu_seconds(pid: int) -> float:
     """CPU time of process `pid` and its children that ended, in seconds (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = procfs.stat(pid) or []  # an ended process: nothing more to count
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 

@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import aiohttp
 
+from lab import procfs
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-quic", "--remote-debugging-port=0"]
 START_TIMEOUT_S = 30
@@ -126,13 +128,8 @@ async def _end(proc: subprocess.Popen) -> None:
 def _running_in_group(pgid: int) -> bool:
     """Whether a process of group `pgid` runs (a zombie does not)."""
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # it ended meanwhile
-            if fields[0] != "Z" and int(fields[2]) == pgid:
-                return True
+        if entry.name.isdigit() and (fields := procfs.stat(entry.name)) and fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
     return False
 
 

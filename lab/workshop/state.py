@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from lab import procfs
 from lab.sandbox.identity import hand_to_lab, lab_identity
 
 ROOM_VAR = "LAB_ROOM"  # another room (tests, or a second class on the same server)
@@ -202,11 +203,8 @@ def seats(in_room: Path | None = None) -> list[Seat]:
 def start_time(pid: int) -> str | None:
     """When process `pid` started (clock ticks since boot, field 22 of /proc/PID/stat): with the
     pid, it names one process, never a later one that reused the number."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[19] if fields[0] != "Z" else None  # a zombie has ended
+    fields = procfs.stat(pid)
+    return fields[19] if fields and fields[0] != "Z" else None  # a zombie has ended
 
 
 def alive(pid: int, started: str | None) -> bool:
