@@ -363,11 +363,11 @@ def _hold(lab) -> None:
     without a terminal)."""
     import shlex
 
-    from lab.sandbox import ROOT_PATH, join_argv, outer_pid
+    from lab.sandbox import join_argv, outer_pid, search_path
 
     err.print(f"--keep: the lab of {lab.scenario.name} stays up. Enter a node from another terminal:")
     for node, pid in lab.node_pids().items():
-        env = [f"{k}={v}" for k, v in {"PATH": os.pathsep.join(ROOT_PATH), **lab.charon_env(node)}.items()]
+        env = [f"{k}={v}" for k, v in {"PATH": search_path(""), **lab.charon_env(node)}.items()]
         argv = [*join_argv(outer_pid()), "mnexec", "-a", str(pid), "env", *env, "bash"]
         err.print(f"  {node}: {shlex.join(argv)}", markup=False)
     err.print(f"  artifacts: {lab.phase_dir}", markup=False)

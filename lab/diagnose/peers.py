@@ -14,6 +14,7 @@ LAN) are context every peer sees.
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -101,6 +102,15 @@ def _groups(obs: F.Observation) -> list[Group]:
     return list(out.values())
 
 
+def _root(parent, item):
+    """Union-find: the representative of `item`, where `parent` (a list or a dict) maps each item to
+    another of its set, a representative to itself; paths are halved on the way."""
+    while parent[item] != item:
+        parent[item] = parent[parent[item]]
+        item = parent[item]
+    return item
+
+
 def _clients(sas: list) -> dict[str, str | None]:
     """Which client each IKE_SA of one remote address is, when the log shows several there (road
     warriors behind one NAT): IKE_SA key -> the client's first identity; empty when there is one.
@@ -111,13 +121,7 @@ def _clients(sas: list) -> dict[str, str | None]:
     before IKE_AUTH) goes to the one client whose port it used; else to a client of its own, None,
     named by the address alone: nothing is lost, and it is never taken for another's success."""
     union: dict[str, str] = {}
-
-    def root(name: str) -> str:
-        while union[name] != name:
-            union[name] = union[union[name]]
-            name = union[name]
-        return name
-
+    root = functools.partial(_root, union)
     at_port: dict[int, str] = {}
     for sa in sas:
         if sa.remote_id:
@@ -160,13 +164,7 @@ def partition(obs: F.Observation) -> list[Peer]:
     """The peers of an observation, in the order their first evidence appears."""
     groups = _groups(obs)
     parent = list(range(len(groups)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    root = functools.partial(_root, parent)
     by_local: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         for address in g.locals | {g.remote}:

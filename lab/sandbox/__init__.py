@@ -39,7 +39,7 @@ from lab.sandbox import kernel
 from lab.sandbox.identity import LabIdentity, SandboxUnavailable, lab_identity
 
 __all__ = ["View", "enter", "outer_pid", "join_argv", "SandboxUnavailable", "lab_identity", "LabIdentity",
-           "python_paths", "search_path", "ROOT_PATH"]
+           "python_paths", "search_path"]
 
 NEWUIDMAP, NEWGIDMAP = "/usr/bin/newuidmap", "/usr/bin/newgidmap"
 SCRATCH = ("/tmp", "/run", "/dev/shm")  # private and empty in every sandbox
